@@ -1,0 +1,92 @@
+"""agentmem: memory, session history, state and sandbox services for LLM agents."""
+
+from typing import Any
+
+from agentmem._lazy import lazy_attribute
+from agentmem.errors import (
+    AgentMemError,
+    BackendError,
+    CorruptDataError,
+    MissingExtraError,
+    NotFoundError,
+    ServiceNotStartedError,
+)
+from agentmem.schemas.agent_schemas import (
+    AudioContent,
+    ContentType,
+    DataContent,
+    FileContent,
+    ImageContent,
+    Message,
+    MessageType,
+    RefusalContent,
+    Role,
+    RunStatus,
+    TextContent,
+)
+from agentmem.schemas.session import Session
+from agentmem.services.agent_state.state_service import InMemoryStateService, StateService
+from agentmem.services.base import ServiceWithLifecycleManager
+from agentmem.services.factories import (
+    MemoryServiceFactory,
+    SessionHistoryServiceFactory,
+    StateServiceFactory,
+)
+from agentmem.services.memory.in_memory_memory_service import InMemoryMemoryService
+from agentmem.services.memory.memory_service import MemoryHit, MemoryService
+from agentmem.services.session_history.in_memory_session_history_service import (
+    InMemorySessionHistoryService,
+)
+from agentmem.services.session_history.session_history_service import SessionHistoryService
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentMemError",
+    "AudioContent",
+    "BackendError",
+    "ContentType",
+    "CorruptDataError",
+    "DataContent",
+    "FileContent",
+    "ImageContent",
+    "InMemoryMemoryService",
+    "InMemorySessionHistoryService",
+    "InMemoryStateService",
+    "MemoryHit",
+    "MemoryService",
+    "MemoryServiceFactory",
+    "Message",
+    "MessageType",
+    "MissingExtraError",
+    "NotFoundError",
+    "RedisMemoryService",
+    "RedisSessionHistoryService",
+    "RedisStateService",
+    "RefusalContent",
+    "Role",
+    "RunStatus",
+    "SandboxService",
+    "ServiceNotStartedError",
+    "ServiceWithLifecycleManager",
+    "Session",
+    "SessionHistoryService",
+    "SessionHistoryServiceFactory",
+    "StateService",
+    "StateServiceFactory",
+    "TextContent",
+    "__version__",
+]
+
+_LAZY = {
+    "RedisMemoryService": "agentmem.services.memory.redis_memory_service",
+    "RedisSessionHistoryService": (
+        "agentmem.services.session_history.redis_session_history_service"
+    ),
+    "RedisStateService": "agentmem.services.agent_state.redis_state_service",
+    "SandboxService": "agentmem.services.sandbox_service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _LAZY, name)

@@ -1,0 +1,216 @@
+"""Text analysis shared by every backend: text in, index terms out.
+
+Both the stored messages and the query go through :func:`analyze`, so a term matches
+whatever surface form it had: "Running", "runs" and "ran" of the same stem meet, case
+does not matter, and contractions split into their word ("don't" -> "do"). Stop words
+are dropped so that a query made only of them ("what is my") matches nothing instead of
+everything.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from functools import lru_cache
+
+import snowballstemmer
+
+__all__ = ["STOP_WORDS", "analyze", "term_counts"]
+
+# Words too common in conversation to tell memories apart. English only: other
+# languages keep all their words, which costs ranking quality but never a match.
+STOP_WORDS: frozenset[str] = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "let",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "s",
+        "t",
+        "d",
+        "ll",
+        "m",
+        "re",
+        "ve",
+        "y",
+        "also",
+        "yes",
+        "yeah",
+        "oh",
+        "ok",
+        "okay",
+        "hey",
+        "hi",
+        "hello",
+        "wow",
+        "really",
+        "well",
+        "would",
+        "shall",
+        "may",
+        "might",
+        "must",
+    ]
+)
+
+# Letters and digits, with inner apostrophes kept so contractions can be split below.
+_APOSTROPHE = "['\u2019]"
+_TOKEN = re.compile(rf"[^\W_]+(?:{_APOSTROPHE}[^\W_]+)*")
+# The tail of a contraction or possessive carries no meaning of its own.
+_CONTRACTION_TAIL = re.compile(rf"{_APOSTROPHE}(?:s|t|d|ll|m|re|ve)$")
+_NEGATION = re.compile(rf"n{_APOSTROPHE}t$")
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    if word.isdigit():
+        # Numbers are kept as they are: "2023" must not meet "202".
+        return word
+    stemmed: str = _stemmer.stemWord(word)
+    return stemmed
+
+
+def _words(text: str) -> list[str]:
+    normalized = unicodedata.normalize("NFKC", text).casefold()
+    words: list[str] = []
+    for token in _TOKEN.findall(normalized):
+        token = _NEGATION.sub("", token)
+        token = _CONTRACTION_TAIL.sub("", token)
+        words.extend(part for part in re.split(_APOSTROPHE, token) if part)
+    return words
+
+
+def analyze(text: str) -> list[str]:
+    """The index terms of ``text``, in order, repeats kept."""
+    return [_stem(word) for word in _words(text) if word not in STOP_WORDS]
+
+
+def term_counts(text: str) -> Counter[str]:
+    """How often each index term occurs in ``text``."""
+    return Counter(analyze(text))

@@ -1,0 +1,169 @@
+"""The data the sandbox service takes and returns (pydantic models, JSON-serialisable)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CellError",
+    "CellResult",
+    "DirectoryEntry",
+    "EditOperation",
+    "FileContent",
+    "FileInfo",
+    "IsolationInfo",
+    "SandboxDescriptor",
+    "SandboxLimits",
+    "ServiceInfo",
+    "ShellResult",
+    "TreeNode",
+]
+
+_MiB = 1024 * 1024
+
+
+class SandboxLimits(BaseModel):
+    """Resource limits applied to every process a sandbox starts.
+
+    ``cpu_seconds``, ``memory_bytes`` (address space), ``file_size_bytes``, ``open_files``
+    and ``processes`` are kernel rlimits set in the sandboxed process itself. ``processes``
+    counts threads too (an IPython kernel uses about ten). ``timeout_seconds`` is the
+    default wall-clock limit of one call; ``max_output_bytes`` caps each captured stream
+    and every file read.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu_seconds: int = Field(default=300, gt=0)
+    memory_bytes: int = Field(default=2048 * _MiB, gt=0)
+    processes: int = Field(default=128, gt=0)
+    file_size_bytes: int = Field(default=256 * _MiB, gt=0)
+    open_files: int = Field(default=256, gt=16)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_output_bytes: int = Field(default=1 * _MiB, gt=0)
+    tmp_size_bytes: int = Field(default=256 * _MiB, gt=0)
+
+
+class IsolationInfo(BaseModel):
+    """What isolation the sandboxes of a service actually get on this host."""
+
+    mode: Literal["bubblewrap", "process"]
+    namespaces: list[str] = Field(description="Linux namespaces each sandbox gets.")
+    network: bool = Field(description="Whether sandboxed code can reach the network.")
+    read_only_system: bool
+    private_tmp: bool
+    separate_pids: bool
+    run_as_uid: int | None = Field(
+        description="The uid sandboxed code runs as when it differs from the service's."
+    )
+    enforced_limits: list[str] = Field(description="Names of the SandboxLimits enforced.")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ServiceInfo(BaseModel):
+    """What :meth:`SandboxService.info` reports."""
+
+    remote: bool
+    base_url: str | None = None
+    isolation: IsolationInfo | None = Field(
+        description="Isolation of embedded sandboxes; the server's for a remote service."
+    )
+    limits: SandboxLimits
+    sandbox_types: list[str]
+    live_sandboxes: int
+    idle_timeout_seconds: float | None
+
+
+class SandboxDescriptor(BaseModel):
+    """Identity of one live sandbox, as the backend (embedded or remote) reports it."""
+
+    sandbox_id: str
+    sandbox_type: str
+    session_id: str
+    user_id: str | None
+    work_dir: str
+    tools: list[str]
+
+
+class CellError(BaseModel):
+    """An exception raised by code in an IPython cell."""
+
+    ename: str
+    evalue: str
+    traceback: list[str] = Field(description="Traceback lines, ANSI colour codes removed.")
+
+
+class CellResult(BaseModel):
+    """The outcome of :meth:`BaseSandbox.run_ipython_cell`.
+
+    ``status`` is ``"ok"``, ``"error"`` (the cell raised; see ``error``) or ``"timeout"``
+    (the cell ran longer than the timeout and was interrupted). When the kernel had to be
+    restarted (it died, or ignored the interrupt), ``kernel_restarted`` is true and the
+    variables of earlier cells are gone.
+    """
+
+    status: Literal["ok", "error", "timeout"]
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = Field(default=None, description="text/plain of the cell's value.")
+    display: list[str] = Field(default_factory=list, description="text/plain of displays.")
+    error: CellError | None = None
+    execution_count: int | None = None
+    kernel_restarted: bool = False
+    truncated: bool = Field(default=False, description="Output exceeded max_output_bytes.")
+    duration_seconds: float = 0.0
+
+
+class ShellResult(BaseModel):
+    """The outcome of :meth:`BaseSandbox.run_shell_command`.
+
+    ``returncode`` is negative when a signal killed the command (``signal`` names it, e.g.
+    ``"SIGXFSZ"`` when the file-size limit was hit); on a timeout the whole command is
+    killed and ``timed_out`` is true.
+    """
+
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    signal: str | None = None
+    truncated: bool = False
+    duration_seconds: float = 0.0
+
+
+class EditOperation(BaseModel):
+    """One replacement for :meth:`FilesystemSandbox.edit_file`: ``old_text`` must occur once."""
+
+    old_text: str
+    new_text: str
+
+
+class FileContent(BaseModel):
+    """One entry of :meth:`FilesystemSandbox.read_multiple_files`."""
+
+    path: str
+    content: str | None = None
+    error: str | None = None
+
+
+class DirectoryEntry(BaseModel):
+    name: str
+    type: Literal["file", "directory", "symlink", "other"]
+
+
+class TreeNode(BaseModel):
+    name: str
+    type: Literal["file", "directory", "symlink", "other"]
+    children: list[TreeNode] | None = None
+
+
+class FileInfo(BaseModel):
+    path: str
+    type: Literal["file", "directory", "symlink", "other"]
+    size: int
+    modified: float
+    accessed: float
+    changed: float
+    permissions: str = Field(description="Octal mode bits, e.g. '644'.")

@@ -1,0 +1,43 @@
+"""The backends every conformance test runs against.
+
+Each table maps a backend name to an async factory taking the pytest request and
+returning a fresh, *unstarted* service whose data no other test can see. The fixtures in
+``conftest.py`` start the service, hand it to the test, then stop it. Adding a backend
+to the conformance suite is adding one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from agentmem import (
+    InMemoryMemoryService,
+    InMemorySessionHistoryService,
+    InMemoryStateService,
+    MemoryService,
+    SessionHistoryService,
+    StateService,
+)
+
+MemoryFactory = Callable[[pytest.FixtureRequest], Awaitable[MemoryService]]
+SessionHistoryFactory = Callable[[pytest.FixtureRequest], Awaitable[SessionHistoryService]]
+StateFactory = Callable[[pytest.FixtureRequest], Awaitable[StateService]]
+
+
+async def _in_memory_memory(request: pytest.FixtureRequest) -> MemoryService:
+    return InMemoryMemoryService()
+
+
+async def _in_memory_sessions(request: pytest.FixtureRequest) -> SessionHistoryService:
+    return InMemorySessionHistoryService()
+
+
+async def _in_memory_state(request: pytest.FixtureRequest) -> StateService:
+    return InMemoryStateService()
+
+
+MEMORY_BACKENDS: dict[str, MemoryFactory] = {"in_memory": _in_memory_memory}
+SESSION_HISTORY_BACKENDS: dict[str, SessionHistoryFactory] = {"in_memory": _in_memory_sessions}
+STATE_BACKENDS: dict[str, StateFactory] = {"in_memory": _in_memory_state}
