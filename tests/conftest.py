@@ -8,6 +8,7 @@ import pytest
 
 from agentmem import MemoryService, SessionHistoryService, StateService
 from tests.backends import MEMORY_BACKENDS, SESSION_HISTORY_BACKENDS, STATE_BACKENDS
+from tests.redis_backends import redis_cluster_url, redis_url  # noqa: F401
 
 
 @pytest.fixture(params=sorted(MEMORY_BACKENDS))

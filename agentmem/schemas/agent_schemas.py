@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "AgentContent",
@@ -256,6 +256,4 @@ def to_messages(values: object) -> list[Message]:
             result.append(to_message(value))
         except TypeError as exc:
             raise TypeError(f"message {position}: {exc}") from None
-        except ValidationError:
-            raise
     return result

@@ -1,27 +1,53 @@
-"""Text analysis and ranking shared by every memory backend."""
+"""Text analysis, ranking and embeddings shared by every memory backend.
+
+Importing this package never imports numpy or a model; the semantic layer
+(:mod:`agentmem.search.embeddings`) loads them when first used.
+"""
 
 from agentmem.search.analysis import STOP_WORDS, analyze, term_counts
+from agentmem.search.embeddings import (
+    Embedder,
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+    StoredVectors,
+    embed_texts,
+    pack_vector,
+    unit_vector,
+    unpack_vector,
+)
 from agentmem.search.ranking import (
-    BM25Parameters,
     CorpusStats,
     DocInfo,
     IndexView,
+    RankingParameters,
     ScoredDoc,
     SearchFilters,
+    VectorIndexView,
+    hybrid_search,
     lexical_search,
     query_terms,
 )
 
 __all__ = [
     "STOP_WORDS",
-    "BM25Parameters",
     "CorpusStats",
     "DocInfo",
+    "Embedder",
     "IndexView",
+    "OpenAIEmbedder",
+    "RankingParameters",
     "ScoredDoc",
     "SearchFilters",
+    "SentenceTransformerEmbedder",
+    "StoredVectors",
+    "VectorIndexView",
     "analyze",
+    "embed_texts",
+    "hybrid_search",
     "lexical_search",
+    "pack_vector",
     "query_terms",
     "term_counts",
+    "unit_vector",
+    "unpack_vector",
 ]

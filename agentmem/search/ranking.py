@@ -1,45 +1,132 @@
 """Ranking of memories for a query: one algorithm, every backend.
 
-A backend stores, per user, the index terms of each memory (from
-:func:`agentmem.search.analysis.term_counts`) and exposes them through the
-:class:`IndexView` protocol. :func:`lexical_search` does the rest, so the in-memory and
-the Redis backends rank the same data identically.
+The backend contract
+--------------------
+A backend stores, per user and per memory, at write time:
 
-Scoring is BM25 (Robertson & Zaragoza, 2009): terms that are rare among the user's
-memories weigh more, repeated terms saturate, and long memories are normalised by length.
-Only memories that share at least one term with the query are scored, so a query's cost
-grows with the postings of its terms, not with the number of stored memories. Equal
-scores rank the newer memory first.
+- ``term_counts(message.searchable_text())`` (:func:`agentmem.search.analysis.term_counts`):
+  the memory's index terms and how often each occurs; its *length* is the sum of the
+  counts;
+- its ``session_id``, its *position* in that session (0 for the session's first memory,
+  then 1, 2... in the order of ``add_memory``), its creation time (Unix seconds) and its
+  metadata;
+- a ``doc_id``: an int that grows with insertion order within the user (the recency
+  order of ties);
+- only with semantic search switched on: the unit vector of its text, from
+  :func:`agentmem.search.embeddings.unit_vector` (stored as
+  :func:`agentmem.search.embeddings.pack_vector` bytes where bytes are needed).
+
+Positions must stay stable: memories are deleted only by whole session or whole user, so
+a surviving memory's neighbours never change. A backend then implements
+:class:`IndexView` over one user's data:
+
+- ``corpus_stats()``: the number of memories and the sum of their lengths;
+- ``postings(terms)``: for each term, every memory holding it with its count (terms held
+  by no memory may be left out);
+- ``documents(doc_ids)``: the :class:`DocInfo` of each id that still exists (unknown ids
+  are left out);
+- ``neighbours(doc_ids, radius)``: for each existing id, the ids of the memories of the
+  same session whose position differs from its own by 1 to ``radius``, in any order;
+- ``vectors()`` (semantic search only, :class:`VectorIndexView`): every vector of the
+  user, as :class:`~agentmem.search.embeddings.StoredVectors` (memories without text may
+  have none).
+
+A search reads ``postings`` before ``corpus_stats``, so a backend may fetch both in one
+round trip; a view serves one search and may cache what it read. Everything else
+happens here, so the in-memory and the Redis backends rank the same data identically.
+Query-time reads are bounded by the postings of the query's terms, plus the
+``DocInfo`` and neighbour ids of at most ``max(4 * top_k, 40)`` memories and of the
+``2 * radius`` neighbours of each (plus, for hybrid search, the ``top_k`` nearest
+vectors), except ``vectors()``: a brute-force scan of one user's vectors, read only when
+semantic search is on.
+
+How the default (lexical) ranking works
+---------------------------------------
+Scoring is BM25F (Robertson & Zaragoza, 2009) over two fields: the memory's own text and
+its *context*, the memories next to it in the same session. Terms rare among the user's
+memories weigh more, repeated terms saturate and long memories are normalised by their
+length. The context field counts a neighbour's terms at a fraction of their weight
+(:attr:`RankingParameters.context_weights`: 0.35 for the memory just before or after,
+half that for the next ones), because in a conversation a fact is often split over
+turns: "What did you paint?" - "A sunrise." Context only re-weights: **a memory is
+returned only if its own text shares a term with the query.**
+
+Which memories are scored: every memory holding a query term, unless a term is *common*
+(held by more than a quarter of the memories and by more than
+:attr:`RankingParameters.common_min_postings` of them, like the names of the two people
+in a long chat). Common terms still add to the score of every memory scored, but only
+memories holding a rarer term, and the neighbours of those, are scored, like Lucene's
+common-terms query. When even those *seeds* are more than
+``max(seeds_per_result * top_k, min_seeds)`` (4 and 40 by default), the best of them by a
+BM25 estimate that needs only the postings (no length normalisation, no context) are
+kept; memories the filters exclude are dropped before that cut, so a narrow filter never
+loses its matches. This keeps a query's cost near a constant times ``top_k``, whatever
+the number of memories; on small indexes every holder is scored. Filters (session, time,
+metadata, ``min_score``) then select among the scored memories; a neighbour lends
+context whether or not the filters accept it. Equal scores rank the newer memory first.
+
+Hybrid (semantic) ranking
+-------------------------
+With query and memory vectors, :func:`hybrid_search` adds ``semantic_weight`` times the
+cosine similarity (clipped at 0) to the lexical score divided by the best lexical score
+of the query, so both parts are on a 0..1 scale. Candidates are the lexical ones plus the
+``top_k`` memories nearest in meaning, which may share no term with the query. Adding
+normalised scores keeps how much better one memory is than another, which reciprocal
+rank fusion throws away; on LoCoMo it beat both that fusion and either part alone.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentmem.search.analysis import analyze
 
+if TYPE_CHECKING:
+    from agentmem.search.embeddings import StoredVectors
+
 __all__ = [
-    "BM25Parameters",
     "CorpusStats",
     "DocInfo",
     "IndexView",
+    "RankingParameters",
     "ScoredDoc",
     "SearchFilters",
+    "VectorIndexView",
+    "hybrid_search",
     "lexical_search",
     "query_terms",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class BM25Parameters:
-    """BM25's term-frequency saturation ``k1`` and length normalisation ``b``."""
+class RankingParameters:
+    """The constants of the ranking; the defaults are what every backend uses.
+
+    ``k1`` and ``b`` are BM25's term-frequency saturation and length normalisation
+    (the usual defaults). ``context_weights[i]`` is the weight of a neighbour ``i + 1``
+    positions away (an empty tuple switches context off). A term is common when held by
+    more than ``common_fraction`` of the memories and more than ``common_min_postings``
+    of them. At most ``max(seeds_per_result * top_k, min_seeds)`` seeds are scored in
+    full. ``semantic_weight`` is the weight of cosine similarity in
+    :func:`hybrid_search`.
+    """
 
     k1: float = 1.2
     b: float = 0.75
+    context_weights: tuple[float, ...] = (0.35, 0.175)
+    common_fraction: float = 0.25
+    common_min_postings: int = 256
+    semantic_weight: float = 1.0
+    seeds_per_result: int = 4
+    min_seeds: int = 40
+
+    @property
+    def radius(self) -> int:
+        return len(self.context_weights)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +146,7 @@ class DocInfo:
     """What ranking and filtering need to know of one stored memory.
 
     ``doc_id`` grows with insertion order within a user, so it doubles as the recency
-    order for ties.
+    order for ties. ``position`` is the memory's index within its session (from 0).
     """
 
     doc_id: int
@@ -67,6 +154,7 @@ class DocInfo:
     session_id: str
     created_at: float
     metadata: Mapping[str, Any] | None = None
+    position: int = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +167,16 @@ class SearchFilters:
     end_time: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     min_score: float | None = None
+
+    @property
+    def restricts_documents(self) -> bool:
+        """Whether some memories are excluded whatever their score."""
+        return bool(
+            self.session_id is not None
+            or self.start_time is not None
+            or self.end_time is not None
+            or self.metadata
+        )
 
     def accepts(self, doc: DocInfo) -> bool:
         if self.session_id is not None and doc.session_id != self.session_id:
@@ -121,6 +219,18 @@ class IndexView(Protocol):
         """The :class:`DocInfo` of each id that still exists."""
         ...
 
+    async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
+        """For each existing id, the ids in its session at 1 to ``radius`` positions away."""
+        ...
+
+
+class VectorIndexView(IndexView, Protocol):
+    """An :class:`IndexView` that also holds one unit vector per memory."""
+
+    async def vectors(self) -> StoredVectors:
+        """Every vector of the user (memories without text may have none)."""
+        ...
+
 
 def query_terms(text: str) -> list[str]:
     """The distinct index terms of a query, in order of first occurrence."""
@@ -133,42 +243,208 @@ def _idf(doc_count: int, doc_freq: int) -> float:
     return math.log(1.0 + (doc_count - doc_freq + 0.5) / (doc_freq + 0.5))
 
 
+async def _lexical_scores(
+    view: IndexView,
+    terms: Sequence[str],
+    params: RankingParameters,
+    filters: SearchFilters,
+    extra: Collection[int] = (),
+) -> tuple[dict[int, float], dict[int, DocInfo]]:
+    """BM25F scores of the memories that hold a query term, and their :class:`DocInfo`.
+
+    ``extra`` ids are scored too when they hold a term (the semantic candidates).
+    """
+    limit = max(params.seeds_per_result * filters.top_k, params.min_seeds)
+    postings = {term: p for term, p in (await view.postings(terms)).items() if p}
+    if not postings and not extra:
+        return {}, {}
+    stats = await view.corpus_stats()
+    common_size = max(params.common_fraction * stats.doc_count, params.common_min_postings)
+    selective = [p for p in postings.values() if len(p) <= common_size]
+    seed_terms = selective or list(postings.values())
+    seeds: set[int] = set()
+    for term_postings in seed_terms:
+        seeds.update(term_postings)
+    if len(seeds) > limit and filters.restricts_documents:
+        # Pruning must not drop the few memories the filters let through.
+        infos = await view.documents(seeds)
+        seeds = {doc_id for doc_id, doc in infos.items() if filters.accepts(doc)}
+    if len(seeds) > limit:
+        # Too many to score in full: keep those best by a BM25 without length
+        # normalisation, which the postings alone can tell.
+        rough: dict[int, float] = dict.fromkeys(seeds, 0.0)
+        for term_postings in seed_terms:
+            idf = _idf(stats.doc_count, len(term_postings))
+            for doc_id, count in term_postings.items():
+                if doc_id in rough:
+                    rough[doc_id] += idf * count / (count + params.k1)
+        # (estimate, id) pairs: equal estimates keep the newer memory.
+        best = heapq.nlargest(limit, zip(rough.values(), rough.keys(), strict=True))
+        seeds = {doc_id for _, doc_id in best}
+    seeds.update(extra)
+    radius = params.radius
+    # One read covers the memories reachable from a seed and their own context.
+    wide = await view.neighbours(seeds, 2 * radius) if radius else {}
+    docs = dict(await view.documents(seeds.union(*wide.values())))
+    slot = {(doc.session_id, doc.position): doc_id for doc_id, doc in docs.items()}
+
+    offsets = [
+        (sign * distance, weight)
+        for distance, weight in enumerate(params.context_weights, start=1)
+        for sign in (-1, 1)
+    ]
+
+    def around(doc: DocInfo) -> list[tuple[int, float]]:
+        session, position = doc.session_id, doc.position
+        found = []
+        for offset, weight in offsets:
+            neighbour = slot.get((session, position + offset))
+            if neighbour is not None:
+                found.append((neighbour, weight))
+        return found
+
+    context = {doc_id: around(docs[doc_id]) for doc_id in seeds if doc_id in docs}
+    reached = set(seeds)
+    if selective:
+        # Memories holding only common terms count when they sit next to a selective one.
+        for neighbours in context.values():
+            reached.update(neighbour for neighbour, _ in neighbours)
+    candidates: set[int] = set()
+    for term_postings in postings.values():
+        if len(term_postings) < len(reached):
+            candidates.update(doc_id for doc_id in term_postings if doc_id in reached)
+        else:
+            candidates.update(doc_id for doc_id in reached if doc_id in term_postings)
+    candidates.intersection_update(docs)
+    if not candidates:
+        return {}, {}
+    average = stats.average_length or 1.0
+    k1, b = params.k1, params.b
+    for doc_id in candidates.difference(context):
+        context[doc_id] = around(docs[doc_id])
+    # Who lends context to whom, to find the memories a term reaches.
+    lenders: dict[int, list[int]] = {}
+    for doc_id in candidates:
+        for neighbour, _ in context[doc_id]:
+            lenders.setdefault(neighbour, []).append(doc_id)
+    scope = candidates.union(lenders)
+    # A memory's term counts divided by its length normalisation, BM25F style, so the
+    # counts of the memory and of its neighbours can be added before saturation.
+    inverse_norm = {doc_id: 1.0 / (1.0 - b + b * docs[doc_id].length / average) for doc_id in scope}
+    scores: dict[int, float] = dict.fromkeys(candidates, 0.0)
+    for term_postings in postings.values():
+        idf = _idf(stats.doc_count, len(term_postings))
+        holders = (
+            [doc_id for doc_id in scope if doc_id in term_postings]
+            if len(scope) < len(term_postings)
+            else [doc_id for doc_id in term_postings if doc_id in scope]
+        )
+        normalised = {doc_id: term_postings[doc_id] * inverse_norm[doc_id] for doc_id in holders}
+        reached_by_term = {doc_id for doc_id in holders if doc_id in candidates}
+        for doc_id in holders:
+            reached_by_term.update(lenders.get(doc_id, ()))
+        for doc_id in reached_by_term:
+            # Summed in a fixed order (self, then neighbours by distance), so equal
+            # memories get bit-identical scores in every backend.
+            value = normalised.get(doc_id, 0.0)
+            for neighbour, weight in context[doc_id]:
+                value += weight * normalised.get(neighbour, 0.0)
+            scores[doc_id] += idf * value * (k1 + 1.0) / (value + k1)
+    return scores, {doc_id: docs[doc_id] for doc_id in candidates if doc_id in docs}
+
+
+def _best(
+    scores: Mapping[int, float], docs: Mapping[int, DocInfo], filters: SearchFilters
+) -> list[ScoredDoc]:
+    ranked = (
+        ScoredDoc(doc_id, score)
+        for doc_id, score in scores.items()
+        if doc_id in docs
+        and filters.accepts(docs[doc_id])
+        and (filters.min_score is None or score >= filters.min_score)
+    )
+    return heapq.nsmallest(filters.top_k, ranked, key=lambda hit: (-hit.score, -hit.doc_id))
+
+
 async def lexical_search(
     view: IndexView,
     query: str,
     filters: SearchFilters,
-    params: BM25Parameters | None = None,
+    params: RankingParameters | None = None,
 ) -> list[ScoredDoc]:
-    """The best memories for ``query``, best first; ties put the newer memory first."""
+    """The best memories for ``query``, best first; ties put the newer memory first.
+
+    Only memories sharing a term with the query are returned.
+    """
     terms = query_terms(query)
     if not terms:
         return []
-    params = params or BM25Parameters()
-    postings = await view.postings(terms)
-    candidates: set[int] = set()
-    for term_postings in postings.values():
-        candidates.update(term_postings)
-    if not candidates:
-        return []
-    stats, docs = await view.corpus_stats(), await view.documents(candidates)
-    average = stats.average_length or 1.0
-    scores: dict[int, float] = {}
-    for term in terms:
-        matches = postings.get(term)
-        if not matches:
-            continue
-        idf = _idf(stats.doc_count, len(matches))
-        for doc_id, frequency in matches.items():
-            doc = docs.get(doc_id)
-            if doc is None:
-                continue
-            norm = params.k1 * (1.0 - params.b + params.b * doc.length / average)
-            gain = idf * frequency * (params.k1 + 1.0) / (frequency + norm)
-            scores[doc_id] = scores.get(doc_id, 0.0) + gain
-    ranked = (
-        ScoredDoc(doc_id, score)
-        for doc_id, score in scores.items()
-        if filters.accepts(docs[doc_id])
-        and (filters.min_score is None or score >= filters.min_score)
+    params = params or RankingParameters()
+    scores, docs = await _lexical_scores(view, terms, params, filters)
+    return _best(scores, docs, filters)
+
+
+async def hybrid_search(
+    view: VectorIndexView,
+    query: str,
+    query_vector: Sequence[float] | Any,
+    filters: SearchFilters,
+    params: RankingParameters | None = None,
+) -> list[ScoredDoc]:
+    """Lexical and semantic relevance fused; ties put the newer memory first.
+
+    ``query_vector`` is the query's embedding (any length matching the stored vectors;
+    it is normalised here). Scores lie between 0 and ``1 + semantic_weight``. Memories
+    close in meaning are returned even when they share no term with the query.
+    """
+    from agentmem.search.embeddings import unit_vector
+
+    params = params or RankingParameters()
+    stored = await view.vectors()
+    similarity = stored.similarities(unit_vector(query_vector))
+    nearest = await _nearest(view, stored.doc_ids, similarity, filters)
+    terms = query_terms(query)
+    scores, docs = (
+        await _lexical_scores(view, terms, params, filters, nearest) if terms else ({}, {})
     )
-    return heapq.nsmallest(filters.top_k, ranked, key=lambda hit: (-hit.score, -hit.doc_id))
+    missing = [doc_id for doc_id in nearest if doc_id not in docs]
+    if missing:
+        docs.update(await view.documents(missing))
+    best_lexical = max(scores.values(), default=0.0) or 1.0
+    row_of = stored.row_index()
+    fused: dict[int, float] = {}
+    for doc_id in set(scores).union(nearest):
+        row = row_of.get(doc_id)
+        cosine = max(float(similarity[row]), 0.0) if row is not None else 0.0
+        lexical = scores.get(doc_id, 0.0) / best_lexical
+        fused[doc_id] = lexical + params.semantic_weight * cosine
+    return _best(fused, docs, filters)
+
+
+async def _nearest(
+    view: IndexView, doc_ids: Sequence[int], similarity: Any, filters: SearchFilters
+) -> list[int]:
+    """The ids of the ``top_k`` memories most similar in meaning that pass ``filters``."""
+    import numpy
+
+    ids = numpy.asarray(doc_ids, dtype=numpy.int64)
+    rows = numpy.arange(len(ids))
+    if not filters.restricts_documents and len(ids) > filters.top_k:
+        # Only the top_k can be chosen: sort just the rows at least as similar as the
+        # k-th best (ties included, so the choice never depends on row order).
+        kth = numpy.partition(similarity, len(ids) - filters.top_k)[len(ids) - filters.top_k]
+        rows = numpy.flatnonzero(similarity >= kth)
+    # Most similar first; equal similarities put the newer memory first, as elsewhere.
+    order = rows[numpy.lexsort((-ids[rows], -similarity[rows]))]
+    chosen: list[int] = []
+    start = 0
+    # Filters are checked on DocInfo, so walk down the similarity order a page at a time
+    # until enough memories pass them.
+    while len(chosen) < filters.top_k and start < len(order):
+        page = [doc_ids[int(row)] for row in order[start : start + filters.top_k]]
+        start += filters.top_k
+        infos = await view.documents(page)
+        chosen.extend(
+            doc_id for doc_id in page if doc_id in infos and filters.accepts(infos[doc_id])
+        )
+    return chosen[: filters.top_k]

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
 
@@ -21,8 +21,20 @@ from agentmem._validation import (
 )
 from agentmem.schemas.agent_schemas import Message, to_messages
 from agentmem.search.analysis import term_counts
-from agentmem.search.ranking import CorpusStats, DocInfo, lexical_search
+from agentmem.search.embeddings import Embedder, StoredVectors, embed_texts
+from agentmem.search.ranking import (
+    CorpusStats,
+    DocInfo,
+    RankingParameters,
+    ScoredDoc,
+    hybrid_search,
+    lexical_search,
+)
 from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["InMemoryMemoryService"]
 
@@ -32,6 +44,24 @@ class _Record:
     message: Message
     info: DocInfo
     terms: Counter[str]
+    vector: npt.NDArray[np.float32] | None
+    # Parsing JSON is several times faster than a deep copy; messages holding values
+    # JSON cannot carry keep None and are deep-copied instead.
+    json: str | None
+
+    def copy_message(self) -> Message:
+        if self.json is None:
+            return self.message.model_copy(deep=True)
+        return Message.model_validate_json(self.json)
+
+
+def _json_or_none(message: Message) -> str | None:
+    try:
+        text = message.model_dump_json()
+        same = Message.model_validate_json(text) == message
+    except ValueError:
+        return None
+    return text if same else None
 
 
 @dataclass(slots=True)
@@ -39,7 +69,9 @@ class _UserIndex:
     """One user's memories and the inverted index over them.
 
     ``records`` keeps insertion order, which is the chronological order of listing and
-    the recency order of ranking ties.
+    the recency order of ranking ties. ``sessions`` lists each session's ids in order, so
+    a memory's position in its session indexes that list (sessions are only deleted
+    whole, so positions never shift).
     """
 
     records: dict[int, _Record] = field(default_factory=dict)
@@ -47,20 +79,34 @@ class _UserIndex:
     inverted: dict[str, dict[int, int]] = field(default_factory=dict)
     total_length: int = 0
     next_id: int = 1
+    # Built on the first semantic search after a change, then reused.
+    vector_cache: StoredVectors | None = None
 
-    def add(self, message: Message, session_id: str, created_at: float) -> None:
+    def add(
+        self,
+        message: Message,
+        session_id: str,
+        created_at: float,
+        vector: npt.NDArray[np.float32] | None,
+    ) -> None:
         doc_id = self.next_id
         self.next_id += 1
         terms = term_counts(message.searchable_text())
         length = sum(terms.values())
-        info = DocInfo(doc_id, length, session_id, created_at, message.metadata)
-        self.records[doc_id] = _Record(message, info, terms)
-        self.sessions.setdefault(session_id, []).append(doc_id)
+        session = self.sessions.setdefault(session_id, [])
+        info = DocInfo(
+            doc_id, length, session_id, created_at, message.metadata, position=len(session)
+        )
+        self.records[doc_id] = _Record(message, info, terms, vector, _json_or_none(message))
+        session.append(doc_id)
         for term, count in terms.items():
             self.inverted.setdefault(term, {})[doc_id] = count
         self.total_length += length
+        if vector is not None:
+            self.vector_cache = None
 
     def remove_session(self, session_id: str) -> None:
+        self.vector_cache = None
         for doc_id in self.sessions.pop(session_id, ()):
             record = self.records.pop(doc_id)
             self.total_length -= record.info.length
@@ -80,6 +126,29 @@ class _UserIndex:
     async def documents(self, doc_ids: Iterable[int]) -> Mapping[int, DocInfo]:
         return {doc_id: self.records[doc_id].info for doc_id in doc_ids if doc_id in self.records}
 
+    async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
+        found: dict[int, Sequence[int]] = {}
+        for doc_id in doc_ids:
+            record = self.records.get(doc_id)
+            if record is None:
+                continue
+            session = self.sessions[record.info.session_id]
+            position = record.info.position
+            found[doc_id] = [
+                *session[max(position - radius, 0) : position],
+                *session[position + 1 : position + 1 + radius],
+            ]
+        return found
+
+    async def vectors(self) -> StoredVectors:
+        if self.vector_cache is None:
+            self.vector_cache = StoredVectors.from_pairs(
+                (doc_id, record.vector)
+                for doc_id, record in self.records.items()
+                if record.vector is not None
+            )
+        return self.vector_cache
+
 
 class InMemoryMemoryService(MemoryService):
     """Memories in a dict per user; for development, tests and single processes.
@@ -87,10 +156,23 @@ class InMemoryMemoryService(MemoryService):
     Works without ``start()``. Search uses an inverted index, so its cost follows the
     memories that share terms with the query. Stored messages are copies: changing a
     message after adding it, or a returned one, does not change what is stored.
+
+    ``embedder`` switches on semantic search (see :mod:`agentmem.search.embeddings`):
+    each message is embedded once when added, and searches fuse lexical and semantic
+    relevance with :func:`agentmem.search.ranking.hybrid_search`, so they may also return
+    memories close in meaning that share no term with the query. ``ranking`` overrides
+    the ranking constants (for experiments; the defaults are the documented ranking).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        embedder: Embedder | None = None,
+        ranking: RankingParameters | None = None,
+    ) -> None:
         self._users: dict[str, _UserIndex] = {}
+        self._embedder = embedder
+        self._ranking = ranking or RankingParameters()
 
     @override
     async def start(self) -> None:
@@ -116,10 +198,18 @@ class InMemoryMemoryService(MemoryService):
         parsed = [message.model_copy(deep=True) for message in to_messages(messages)]
         if not parsed:
             return
+        vectors: list[npt.NDArray[np.float32] | None] = [None] * len(parsed)
+        if self._embedder is not None:
+            # Embedded before anything is stored, so a failing embedder stores nothing.
+            texts = [message.searchable_text() for message in parsed]
+            with_text = [i for i, text in enumerate(texts) if text.strip()]
+            embedded = await embed_texts(self._embedder, [texts[i] for i in with_text])
+            for i, embedding in zip(with_text, embedded, strict=True):
+                vectors[i] = embedding
         index = self._users.setdefault(user_id, _UserIndex())
         now = time.time()
-        for message in parsed:
-            index.add(message, session, now)
+        for message, vector in zip(parsed, vectors, strict=True):
+            index.add(message, session, now, vector)
 
     @override
     async def search_memory_hits(
@@ -131,16 +221,23 @@ class InMemoryMemoryService(MemoryService):
         check_id(user_id, "user_id")
         parsed_filters = parse_search_filters(filters)
         query = query_text(messages)
-        index = self._users.get(user_id)
-        if index is None or not query:
+        if user_id not in self._users or not query:
             return []
-        scored = await lexical_search(index, query, parsed_filters)
+        scored: list[ScoredDoc]
+        if self._embedder is None:
+            index = self._users[user_id]
+            scored = await lexical_search(index, query, parsed_filters, self._ranking)
+        else:
+            [query_vector] = await embed_texts(self._embedder, [query])
+            # Looked up after the await: the memories may have changed meanwhile.
+            index = self._users.get(user_id, _UserIndex())
+            scored = await hybrid_search(index, query, query_vector, parsed_filters, self._ranking)
         hits = []
         for hit in scored:
             record = index.records[hit.doc_id]
             hits.append(
                 MemoryHit(
-                    message=record.message.model_copy(deep=True),
+                    message=record.copy_message(),
                     score=hit.score,
                     session_id=record.info.session_id,
                     created_at=datetime.fromtimestamp(record.info.created_at, UTC),
@@ -163,7 +260,7 @@ class InMemoryMemoryService(MemoryService):
         else:
             doc_ids = index.sessions.get(page.session_id, ())
         window = itertools.islice(doc_ids, page.offset, page.offset + page.page_size)
-        return [index.records[doc_id].message.model_copy(deep=True) for doc_id in window]
+        return [index.records[doc_id].copy_message() for doc_id in window]
 
     @override
     async def delete_memory(self, user_id: str, session_id: str | None = None) -> None:

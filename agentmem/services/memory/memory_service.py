@@ -37,8 +37,6 @@ def query_text(messages: object) -> str:
     """The text searched for: that of the last message (a plain string is taken as is)."""
     if isinstance(messages, str):
         return messages
-    if isinstance(messages, Sequence | Mapping | Message) and not messages:
-        return ""
     parsed = to_messages(messages)
     return parsed[-1].searchable_text() if parsed else ""
 

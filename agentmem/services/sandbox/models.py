@@ -55,8 +55,11 @@ class IsolationInfo(BaseModel):
     read_only_system: bool
     private_tmp: bool
     separate_pids: bool
-    run_as_uid: int | None = Field(
-        description="The uid sandboxed code runs as when it differs from the service's."
+    session_uids: bool = Field(
+        description="Shell commands of each session run as a uid of its own (root only)."
+    )
+    kernel_session_uids: bool = Field(
+        description="IPython kernels too (needs bubblewrap, or an interpreter other uids can read)."
     )
     enforced_limits: list[str] = Field(description="Names of the SandboxLimits enforced.")
     warnings: list[str] = Field(default_factory=list)

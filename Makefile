@@ -1,0 +1,40 @@
+# The two commands of the README, on a fresh machine with Python 3.11 and pip:
+#   make docs   install everything into .venv, then build the executed documentation
+#   make test   install everything into .venv, then ruff, mypy and the whole test suite
+# VENV=/path/to/venv uses another virtual environment.
+
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+BIN := $(VENV)/bin
+# Reinstall when the dependencies change.
+STAMP := $(VENV)/.agentmem-installed
+
+.PHONY: install docs test lint typecheck pytest clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[all]"
+	touch $(STAMP)
+
+docs: install
+	rm -rf _build/html _build/jupyter_execute
+	$(BIN)/sphinx-build -W --keep-going -b html . _build/html
+	@echo "Documentation: _build/html/docs/index.html"
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+# pytest exits with 5 when it collects no test; make treats that as a failure too.
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf _build

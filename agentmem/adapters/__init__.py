@@ -1,0 +1,1 @@
+"""Adapters exposing agentmem services to agent frameworks."""

@@ -1,0 +1,530 @@
+"""Memories in Redis, with the search index kept beside them and updated atomically."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from typing_extensions import override
+
+from agentmem._validation import (
+    DEFAULT_SESSION_ID,
+    check_id,
+    check_optional_id,
+    parse_list_filters,
+    parse_search_filters,
+)
+from agentmem.errors import CorruptDataError
+from agentmem.schemas.agent_schemas import Message, to_messages
+from agentmem.search.analysis import term_counts
+from agentmem.search.embeddings import Embedder
+from agentmem.search.ranking import (
+    CorpusStats,
+    DocInfo,
+    RankingParameters,
+    ScoredDoc,
+    hybrid_search,
+    lexical_search,
+)
+from agentmem.services._redis import (
+    DEFAULT_KEY_PREFIX,
+    LUA_HELPERS,
+    RedisClient,
+    RedisServiceBase,
+    encode_id,
+    text,
+)
+from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
+
+if TYPE_CHECKING:
+    from agentmem.search.embeddings import StoredVectors
+
+__all__ = ["RedisMemoryService"]
+
+# The keys of one user, all in the user's cluster slot; every script gets all of them:
+#   meta    hash    next_id, docs (count), length (sum of lengths)
+#   docs    hash    doc id -> message JSON
+#   info    hash    doc id -> "<length>\t<session>\t<position>\t<terms>\t<JSON tail>", the
+#                   JSON tail being [created_at, session id, metadata]
+#   order   zset    doc id scored by itself: chronological pages by rank
+#   session zset    "<session>:<position, 12 digits>:<doc id>", all scores 0: a session's
+#                   memories in order, found by lexical range; pages and neighbours by rank
+#   terms   hash    term -> postings "<doc id>:<count>," in doc id order
+#   vectors hash    doc id -> base64 of the packed unit vector (semantic search only)
+# <session> is the encoded session id, which never contains ":".
+_KEY_KINDS = ("meta", "docs", "info", "order", "session", "terms", "vectors")
+
+_PRELUDE = (
+    LUA_HELPERS
+    + """
+local meta, docs, info, order, sessions, terms, vectors =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+
+local function session_range(session)
+  return '[' .. session .. ':', '(' .. session .. ';'
+end
+
+-- Removes memories from every structure but the session index (the callers remove those
+-- entries by range); drops all of the user's keys when nothing is left.
+local function remove_docs(ids)
+  if #ids == 0 then return end
+  local gone, length, count = {}, 0, 0
+  for i, raw in ipairs(call_chunked('HMGET', info, ids)) do
+    if raw then
+      local size, held = string.match(raw, '^(%d+)\\t[^\\t]*\\t%d+\\t([^\\t]*)\\t')
+      length = length + tonumber(size)
+      count = count + 1
+      for term in string.gmatch(held, '%S+') do
+        local set = gone[term]
+        if not set then set = {}; gone[term] = set end
+        set[ids[i]] = true
+      end
+    end
+  end
+  for term, set in pairs(gone) do
+    local kept = {}
+    for id, tf in string.gmatch(redis.call('HGET', terms, term) or '', '(%d+):(%d+),') do
+      if not set[id] then kept[#kept + 1] = id .. ':' .. tf .. ',' end
+    end
+    if #kept == 0 then
+      redis.call('HDEL', terms, term)
+    else
+      redis.call('HSET', terms, term, table.concat(kept))
+    end
+  end
+  call_chunked('HDEL', docs, ids)
+  call_chunked('HDEL', info, ids)
+  call_chunked('HDEL', vectors, ids)
+  call_chunked('ZREM', order, ids)
+  local left = redis.call('HINCRBY', meta, 'docs', -count)
+  redis.call('HINCRBY', meta, 'length', -length)
+  if left <= 0 then redis.call('DEL', unpack(KEYS)) end
+end
+
+local function ids_of(members)
+  local ids = {}
+  for i, member in ipairs(members) do ids[i] = string.match(member, '(%d+)$') end
+  return ids
+end
+"""
+)
+
+_SCRIPTS = {
+    # ARGV: ttl, max per session (0: none), session, count, then per memory: message
+    # JSON, JSON tail, length, vector ('' if none), number of terms, term/count pairs.
+    "add": _PRELUDE
+    + """
+local ttl_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local session, n = ARGV[3], tonumber(ARGV[4])
+local low, high = session_range(session)
+local last = redis.call('ZREVRANGEBYLEX', sessions, high, low, 'LIMIT', 0, 1)[1]
+local position = 0
+if last then position = tonumber(string.sub(last, #session + 2, #session + 13)) + 1 end
+local first = redis.call('HINCRBY', meta, 'next_id', n) - n + 1
+local added, total, at = {}, 0, 5
+for i = 0, n - 1 do
+  local id = string.format('%d', first + i)
+  local message, tail, length, vector, count =
+    ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], tonumber(ARGV[at + 4])
+  at = at + 5
+  local held = {}
+  for _ = 1, count do
+    local term = ARGV[at]
+    held[#held + 1] = term
+    local postings = added[term]
+    if not postings then postings = {}; added[term] = postings end
+    postings[#postings + 1] = id .. ':' .. ARGV[at + 1] .. ','
+    at = at + 2
+  end
+  redis.call('HSET', docs, id, message)
+  redis.call('HSET', info, id, table.concat(
+    {length, session, string.format('%d', position), table.concat(held, ' '), tail}, '\\t'))
+  if vector ~= '' then redis.call('HSET', vectors, id, vector) end
+  redis.call('ZADD', order, first + i, id)
+  redis.call('ZADD', sessions, 0, session .. ':' .. string.format('%012d', position) .. ':' .. id)
+  position = position + 1
+  total = total + tonumber(length)
+end
+for term, postings in pairs(added) do
+  redis.call('HSET', terms, term, (redis.call('HGET', terms, term) or '') .. table.concat(postings))
+end
+redis.call('HINCRBY', meta, 'docs', n)
+redis.call('HINCRBY', meta, 'length', total)
+if limit > 0 then
+  local excess = redis.call('ZLEXCOUNT', sessions, low, high) - limit
+  if excess > 0 then
+    local oldest = redis.call('ZRANGEBYLEX', sessions, low, high, 'LIMIT', 0, excess)
+    call_chunked('ZREM', sessions, oldest)
+    remove_docs(ids_of(oldest))
+  end
+end
+expire_keys(ttl_ms)
+return n
+""",
+    # ARGV: session. Deletes one session's memories.
+    "delete_session": _PRELUDE
+    + """
+local low, high = session_range(ARGV[1])
+local members = redis.call('ZRANGEBYLEX', sessions, low, high)
+redis.call('ZREMRANGEBYLEX', sessions, low, high)
+remove_docs(ids_of(members))
+return #members
+""",
+    # ARGV: ttl, offset, count, session ('': all). One page of message JSONs, in order.
+    "page": _PRELUDE
+    + """
+local ttl_ms, offset, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local session = ARGV[4]
+local ids
+if session == '' then
+  ids = redis.call('ZRANGE', order, offset, offset + count - 1)
+else
+  local low, high = session_range(session)
+  local size = redis.call('ZLEXCOUNT', sessions, low, high)
+  if offset >= size then return {} end
+  local start = redis.call('ZLEXCOUNT', sessions, '-', '(' .. session .. ':') + offset
+  local stop = start + math.min(count, size - offset) - 1
+  ids = ids_of(redis.call('ZRANGE', sessions, start, stop))
+end
+if #ids == 0 then return {} end
+expire_keys(ttl_ms)
+return call_chunked('HMGET', docs, ids)
+""",
+    # ARGV: ttl, terms... -> {doc count, total length, postings of each term}. A search
+    # reads the user's index, so it keeps the user's data alive like any read.
+    "postings": _PRELUDE
+    + """
+local stats = redis.call('HMGET', meta, 'docs', 'length')
+if not stats[1] then return {0, 0} end
+local found = {stats[1], stats[2]}
+for i = 2, #ARGV do found[#found + 1] = redis.call('HGET', terms, ARGV[i]) or '' end
+expire_keys(tonumber(ARGV[1]))
+return found
+""",
+    # ARGV: radius, doc ids... -> for each existing id: {id, info, {neighbour ids}}.
+    "neighbours": _PRELUDE
+    + """
+local radius, found = tonumber(ARGV[1]), {}
+for i = 2, #ARGV do
+  local raw = redis.call('HGET', info, ARGV[i])
+  if raw then
+    local session, position = string.match(raw, '^%d+\\t([^\\t]*)\\t(%d+)\\t')
+    position = tonumber(position)
+    local low = '[' .. session .. ':' .. string.format('%012d', math.max(position - radius, 0))
+    local high = '(' .. session .. ':' .. string.format('%012d', position + radius + 1)
+    local near = {}
+    for _, id in ipairs(ids_of(redis.call('ZRANGEBYLEX', sessions, low, high))) do
+      if id ~= ARGV[i] then near[#near + 1] = id end
+    end
+    found[#found + 1] = {ARGV[i], raw, near}
+  end
+end
+return found
+""",
+}
+
+
+def _decode_info(doc_id: int, raw: bytes | str) -> DocInfo:
+    try:
+        length, _, position, _, tail = text(raw).split("\t", 4)
+        created_at, session_id, metadata = json.loads(tail)
+        return DocInfo(
+            doc_id,
+            int(length),
+            session_id,
+            float(created_at),
+            metadata,
+            position=int(position),
+        )
+    except ValueError as exc:
+        raise CorruptDataError(f"the index entry of memory {doc_id} cannot be decoded") from exc
+
+
+def _decode_message(doc_id: int | str, raw: bytes | str) -> Message:
+    try:
+        return Message.model_validate_json(raw)
+    except ValidationError as exc:
+        raise CorruptDataError(
+            f"memory {doc_id} cannot be decoded: {exc.errors()[0]['msg']}"
+        ) from exc
+
+
+def _decode_postings(raw: bytes | str) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for entry in text(raw).split(","):
+        if entry:
+            doc_id, _, count = entry.partition(":")
+            found[int(doc_id)] = int(count)
+    return found
+
+
+class _UserIndexView:
+    """The ranking's view of one user's index in Redis (``IndexView``).
+
+    Postings of all query terms and the corpus counts come in one script call; the
+    neighbour lookup also returns each memory's index entry, which later serves
+    ``documents`` without another round trip. Lives for one search.
+    """
+
+    def __init__(self, service: RedisMemoryService, keys: list[str]) -> None:
+        self._service = service
+        self._keys = keys
+        self._stats = CorpusStats(0, 0)
+        self._infos: dict[int, DocInfo] = {}
+        self._near: dict[int, list[int]] = {}
+
+    async def corpus_stats(self) -> CorpusStats:
+        return self._stats
+
+    async def postings(self, terms: Sequence[str]) -> Mapping[str, Mapping[int, int]]:
+        raw = await self._service.run_script(
+            "search memories", "postings", self._keys, [self._service._ttl_ms, *terms]
+        )
+        try:
+            self._stats = CorpusStats(int(raw[0]), int(raw[1]))
+            if len(raw) == 2:
+                return {}
+            return {
+                term: _decode_postings(value)
+                for term, value in zip(terms, raw[2:], strict=True)
+                if value
+            }
+        except ValueError as exc:
+            raise CorruptDataError("the search index of a user cannot be decoded") from exc
+
+    async def documents(self, doc_ids: Iterable[int]) -> Mapping[int, DocInfo]:
+        wanted = list(doc_ids)
+        missing = [doc_id for doc_id in wanted if doc_id not in self._infos]
+        if missing:
+            async with self._service.redis("search memories") as client:
+                raw = await client.hmget(self._keys[2], missing)
+            for doc_id, value in zip(missing, raw, strict=True):
+                if value is not None:
+                    self._infos[doc_id] = _decode_info(doc_id, value)
+        return {doc_id: self._infos[doc_id] for doc_id in wanted if doc_id in self._infos}
+
+    async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
+        wanted = list(doc_ids)
+        missing = [doc_id for doc_id in wanted if doc_id not in self._near]
+        if missing:
+            raw = await self._service.run_script(
+                "search memories", "neighbours", self._keys, [radius, *missing]
+            )
+            for doc_id, info, near in raw:
+                key = int(text(doc_id))
+                self._infos.setdefault(key, _decode_info(key, info))
+                self._near[key] = [int(text(value)) for value in near]
+        return {doc_id: self._near[doc_id] for doc_id in wanted if doc_id in self._near}
+
+    async def vectors(self) -> StoredVectors:
+        from agentmem.search.embeddings import StoredVectors, unpack_vector
+
+        async with self._service.redis("search memories") as client:
+            raw = await client.hgetall(self._keys[6])
+        # Handed over as arrays, not bytes, so they are normalised exactly as the
+        # in-memory backend normalises its vectors.
+        pairs = sorted(
+            (int(text(doc_id)), unpack_vector(base64.b64decode(value)))
+            for doc_id, value in raw.items()
+        )
+        return StoredVectors.from_pairs(pairs)
+
+
+class RedisMemoryService(RedisServiceBase, MemoryService):
+    """Memories in Redis, searchable, shared by any number of processes.
+
+    The constructor takes AgentScope Runtime 1.0's arguments and does not connect;
+    ``start()`` creates the client (or takes ``redis_client``) and any use before it
+    raises :class:`agentmem.errors.ServiceNotStartedError`.
+
+    - ``redis_url``: ``redis://``, ``rediss://`` or ``unix://``; ``redis+cluster://host:port``
+      (or ``cluster=True``) connects as a Redis Cluster client.
+    - ``redis_client``: a ``redis.asyncio.Redis`` or ``RedisCluster`` to use instead; it
+      is borrowed and never closed by the service. A client built from the URL is owned
+      and closed by ``stop()``.
+    - ``max_connections`` (default 50): the size of the pool; callers beyond it wait for a
+      connection instead of failing.
+    - ``ttl_seconds`` (default 3600, as in AgentScope Runtime; None: never): all of a
+      user's memories and index expire together, ``ttl_seconds`` after the user's last
+      write or read (listing or search).
+    - ``max_messages_per_session``: keep only the newest memories of each session; older
+      ones leave the index in the same atomic step.
+    - ``key_prefix`` (default ``"agentmem"``): the namespace of every key, so several
+      applications (or tests) can share one Redis.
+    - ``embedder`` and ``ranking``: as for
+      :class:`~agentmem.services.memory.in_memory_memory_service.InMemoryMemoryService`.
+
+    Each ``add_memory`` is one Lua script that stores the messages and updates the user's
+    postings, counters and session index together, so a search never sees half a write
+    and the cost does not grow with the stored history. Search ranks with
+    :mod:`agentmem.search.ranking` over postings read for the query's terms only, so it
+    returns what the in-memory backend returns for the same data. A page of
+    ``list_memory`` costs O(log n + page size). Data that cannot be decoded (planted or
+    damaged) raises :class:`agentmem.errors.CorruptDataError` when read; nothing else is
+    affected. Redis failures raise :class:`agentmem.errors.BackendError`.
+    """
+
+    scripts = _SCRIPTS
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        redis_client: RedisClient | None = None,
+        socket_timeout: float | None = 5.0,
+        socket_connect_timeout: float | None = 5.0,
+        max_connections: int | None = 50,
+        retry_on_timeout: bool = True,
+        ttl_seconds: int | None = 3600,
+        max_messages_per_session: int | None = None,
+        health_check_interval: float | None = 30.0,
+        socket_keepalive: bool = True,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        cluster: bool | None = None,
+        embedder: Embedder | None = None,
+        ranking: RankingParameters | None = None,
+    ) -> None:
+        super().__init__(
+            redis_url,
+            redis_client,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            max_connections=max_connections,
+            retry_on_timeout=retry_on_timeout,
+            ttl_seconds=ttl_seconds,
+            health_check_interval=health_check_interval,
+            socket_keepalive=socket_keepalive,
+            key_prefix=key_prefix,
+            cluster=cluster,
+        )
+        if max_messages_per_session is not None and (
+            isinstance(max_messages_per_session, bool)
+            or not isinstance(max_messages_per_session, int)
+            or max_messages_per_session < 1
+        ):
+            raise ValueError(
+                f"max_messages_per_session must be an int >= 1 or None, "
+                f"got {max_messages_per_session!r}"
+            )
+        self._max_messages = max_messages_per_session or 0
+        self._embedder = embedder
+        self._ranking = ranking or RankingParameters()
+
+    def _keys(self, user_id: str) -> list[str]:
+        return [self.keys.user(user_id, "mem", kind) for kind in _KEY_KINDS]
+
+    async def _vectors(self, messages: list[Message]) -> list[str]:
+        """Base64 of each message's packed unit vector ('' without embedder or text)."""
+        if self._embedder is None:
+            return [""] * len(messages)
+        from agentmem.search.embeddings import embed_texts
+
+        texts = [message.searchable_text() for message in messages]
+        with_text = [i for i, value in enumerate(texts) if value.strip()]
+        embedded = await embed_texts(self._embedder, [texts[i] for i in with_text])
+        encoded = [""] * len(messages)
+        for i, vector in zip(with_text, embedded, strict=True):
+            encoded[i] = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+        return encoded
+
+    @override
+    async def add_memory(
+        self,
+        user_id: str,
+        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any],
+        session_id: str | None = None,
+    ) -> None:
+        check_id(user_id, "user_id")
+        session = check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID
+        parsed = to_messages(messages)
+        if not parsed:
+            return
+        # Embedded before anything is stored, so a failing embedder stores nothing.
+        vectors = await self._vectors(parsed)
+        now = time.time()
+        args: list[Any] = [self._ttl_ms, self._max_messages, encode_id(session), len(parsed)]
+        for message, vector in zip(parsed, vectors, strict=True):
+            counts = term_counts(message.searchable_text())
+            tail = json.dumps([now, session, message.metadata], ensure_ascii=False)
+            args += [message.model_dump_json(), tail, sum(counts.values()), vector, len(counts)]
+            for term, count in counts.items():
+                args += [term, count]
+        await self.run_script("add memories", "add", self._keys(user_id), args)
+
+    @override
+    async def search_memory_hits(
+        self,
+        user_id: str,
+        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any] | str,
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[MemoryHit]:
+        check_id(user_id, "user_id")
+        parsed_filters = parse_search_filters(filters)
+        query = query_text(messages)
+        if not query:
+            return []
+        keys = self._keys(user_id)
+        view = _UserIndexView(self, keys)
+        scored: list[ScoredDoc]
+        if self._embedder is None:
+            scored = await lexical_search(view, query, parsed_filters, self._ranking)
+        else:
+            from agentmem.search.embeddings import embed_texts
+
+            [query_vector] = await embed_texts(self._embedder, [query])
+            scored = await hybrid_search(view, query, query_vector, parsed_filters, self._ranking)
+        if not scored:
+            return []
+        infos = await view.documents(hit.doc_id for hit in scored)
+        async with self.redis("search memories") as client:
+            raw = await client.hmget(keys[1], [hit.doc_id for hit in scored])
+        hits = []
+        for hit, value in zip(scored, raw, strict=True):
+            info = infos.get(hit.doc_id)
+            if value is None or info is None:
+                # Deleted between reading the index and reading the message.
+                continue
+            hits.append(
+                MemoryHit(
+                    message=_decode_message(hit.doc_id, value),
+                    score=hit.score,
+                    session_id=info.session_id,
+                    created_at=datetime.fromtimestamp(info.created_at, UTC),
+                )
+            )
+        return hits
+
+    @override
+    async def list_memory(
+        self, user_id: str, filters: Mapping[str, Any] | None = None
+    ) -> list[Message]:
+        check_id(user_id, "user_id")
+        page = parse_list_filters(filters)
+        session = "" if page.session_id is None else encode_id(page.session_id)
+        raw = await self.run_script(
+            "list memories",
+            "page",
+            self._keys(user_id),
+            [self._ttl_ms, page.offset, page.page_size, session],
+        )
+        return [
+            _decode_message(position, value)
+            for position, value in enumerate(raw, start=page.offset)
+            if value is not None
+        ]
+
+    @override
+    async def delete_memory(self, user_id: str, session_id: str | None = None) -> None:
+        check_id(user_id, "user_id")
+        check_optional_id(session_id, "session_id")
+        keys = self._keys(user_id)
+        if session_id is None:
+            async with self.redis("delete memories") as client:
+                await client.unlink(*keys)
+            return
+        await self.run_script("delete memories", "delete_session", keys, [encode_id(session_id)])

@@ -1,0 +1,351 @@
+"""Retrieval recall of agentmem's memory search on LoCoMo-format conversations.
+
+Each turn is stored as one memory ("Speaker: text", plus " [shares <caption>]" when the
+turn shares an image), one session per LoCoMo session and one user per conversation;
+each question (categories 1-4, with evidence) is the query. Recall@k of a question is the
+share of its evidence turns among the top k results, averaged over questions.
+
+    python benchmarks/locomo.py ../shared/locomo/*.json
+    python benchmarks/locomo.py --method all ../shared/locomo/*.json
+    python benchmarks/locomo.py --embedder minilm ../shared/locomo/*.json
+    python benchmarks/locomo.py --latency 10000 ../shared/locomo/*.json
+    python benchmarks/locomo.py --backend redis ../shared/locomo/*.json
+
+Methods: ``default`` (the backend's search), ``keyword`` (AgentScope Runtime 1.0: the
+last k memories containing any query word), ``bm25-plain`` (BM25 on lower-cased words,
+stop words removed, no stemming) and ``no-context`` (agentmem's ranking without the
+neighbouring-turn context), for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentmem import InMemoryMemoryService, MemoryService, Message, TextContent
+from agentmem.search import STOP_WORDS, Embedder, RankingParameters
+
+KS = tuple(range(1, 11))
+METHODS = ("default", "no-context", "bm25-plain", "keyword")
+
+
+@dataclass(frozen=True)
+class Turn:
+    dia_id: str
+    session_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    evidence: frozenset[str]
+    category: int
+
+
+@dataclass(frozen=True)
+class Conversation:
+    name: str
+    turns: list[Turn]
+    questions: list[Question]
+
+
+def load_conversation(path: Path) -> Conversation:
+    """Read one LoCoMo-format file (see the data set's README for the layout)."""
+    data = json.loads(path.read_text())
+    turns: list[Turn] = []
+    number = 1
+    while f"session_{number}" in data or f"session_{number}_date_time" in data:
+        for turn in data.get(f"session_{number}") or []:
+            text = f"{turn['speaker']}: {turn['text']}"
+            if turn.get("blip_caption"):
+                text += f" [shares {turn['blip_caption']}]"
+            turns.append(Turn(turn["dia_id"], f"session_{number}", text))
+        number += 1
+    questions = []
+    for qa in data["qa"]:
+        evidence = frozenset(
+            part for item in qa.get("evidence") or () for part in re.split(r"[;\s]+", item) if part
+        )
+        if qa.get("category") != 5 and evidence:
+            questions.append(Question(qa["question"], evidence, int(qa["category"])))
+    return Conversation(path.stem, turns, questions)
+
+
+@dataclass
+class Result:
+    """Recall@k per question and search latencies (seconds) of one run."""
+
+    recalls: dict[int, list[float]] = field(default_factory=lambda: {k: [] for k in KS})
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, ranked: Sequence[str], evidence: frozenset[str]) -> None:
+        for k in KS:
+            self.recalls[k].append(len(set(ranked[:k]) & evidence) / len(evidence))
+
+    def extend(self, other: Result) -> None:
+        for k in KS:
+            self.recalls[k].extend(other.recalls[k])
+        self.latencies.extend(other.latencies)
+
+    def recall(self, k: int) -> float:
+        values = self.recalls[k]
+        return sum(values) / len(values) if values else 0.0
+
+    def latency_ms(self, quantile: float) -> float:
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+
+# A search method: store the turns, then answer queries with ranked dia_ids.
+Searcher = Callable[[str], Any]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+class KeywordBaseline:
+    """AgentScope Runtime 1.0's in-memory search: the last k memories containing any
+    whitespace-separated query word (as a substring, case-insensitively), newest first."""
+
+    def __init__(self, turns: Sequence[Turn]) -> None:
+        self.turns = list(turns)
+
+    async def search(self, query: str, top_k: int) -> list[str]:
+        words = query.lower().split()
+        hits = [turn.dia_id for turn in self.turns if any(w in turn.text.lower() for w in words)]
+        return hits[::-1][:top_k]
+
+
+class PlainBM25Baseline:
+    """BM25 (k1 1.2, b 0.75) on lower-cased words without stop words, no stemming."""
+
+    def __init__(self, turns: Sequence[Turn]) -> None:
+        self.ids = [turn.dia_id for turn in turns]
+        self.counts = [Counter(w for w in _words(t.text) if w not in STOP_WORDS) for t in turns]
+        self.lengths = [sum(counts.values()) for counts in self.counts]
+        self.average = sum(self.lengths) / max(len(self.lengths), 1)
+        self.doc_freq: Counter[str] = Counter()
+        for counts in self.counts:
+            self.doc_freq.update(counts.keys())
+
+    async def search(self, query: str, top_k: int) -> list[str]:
+        terms = {w for w in _words(query) if w not in STOP_WORDS}
+        n = len(self.ids)
+        scores: dict[int, float] = {}
+        for i, counts in enumerate(self.counts):
+            score = 0.0
+            for term in terms & counts.keys():
+                df = self.doc_freq[term]
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                tf = counts[term]
+                norm = 1.2 * (0.25 + 0.75 * self.lengths[i] / self.average)
+                score += idf * tf * 2.2 / (tf + norm)
+            if score:
+                scores[i] = score
+        best = sorted(scores, key=lambda i: (-scores[i], -i))[:top_k]
+        return [self.ids[i] for i in best]
+
+
+class ServiceSearcher:
+    """A memory service holding the turns of one conversation as one user."""
+
+    def __init__(self, service: MemoryService, user_id: str) -> None:
+        self.service = service
+        self.user_id = user_id
+
+    async def store(self, turns: Sequence[Turn], copy: int = 0) -> None:
+        by_session: dict[str, list[Message]] = {}
+        for turn in turns:
+            message = Message(
+                role="user",
+                content=[TextContent(text=turn.text)],
+                metadata={"dia_id": turn.dia_id},
+            )
+            by_session.setdefault(f"{turn.session_id}#{copy}", []).append(message)
+        for session_id, messages in by_session.items():
+            await self.service.add_memory(self.user_id, messages, session_id=session_id)
+
+    async def search(self, query: str, top_k: int) -> list[str]:
+        hits = await self.service.search_memory_hits(self.user_id, query, {"top_k": top_k})
+        return [str((hit.message.metadata or {}).get("dia_id")) for hit in hits]
+
+
+class CachingEmbedder:
+    """Remembers the vector of each text, so replicated turns are embedded once."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.cache: dict[str, Any] = {}
+
+    async def embed(self, texts: Sequence[str]) -> list[Any]:
+        missing = list(dict.fromkeys(text for text in texts if text not in self.cache))
+        if missing:
+            for text, vector in zip(missing, await self.inner.embed(missing), strict=True):
+                self.cache[text] = vector
+        return [self.cache[text] for text in texts]
+
+
+def make_embedder(name: str, args: argparse.Namespace) -> Embedder | None:
+    """The embedder named on the command line (``none`` is lexical search only)."""
+    if name == "none":
+        return None
+    if name == "minilm":
+        from agentmem.search import SentenceTransformerEmbedder
+
+        return CachingEmbedder(SentenceTransformerEmbedder())
+    if name == "openai":
+        from agentmem.search import OpenAIEmbedder
+
+        return CachingEmbedder(OpenAIEmbedder(args.openai_model, base_url=args.openai_base_url))
+    raise SystemExit(f"unknown embedder {name!r}: use none, minilm or openai")
+
+
+@contextlib.asynccontextmanager
+async def open_service(
+    backend: str, embedder: Embedder | None, ranking: RankingParameters | None
+) -> AsyncIterator[MemoryService]:
+    """A fresh memory service of ``backend`` (``in_memory`` or ``redis``)."""
+    if backend == "in_memory":
+        yield InMemoryMemoryService(embedder=embedder, ranking=ranking)
+        return
+    if backend == "redis":
+        try:
+            from agentmem.services.memory.redis_memory_service import RedisMemoryService
+            from agentmem.testing.redis_server import RedisServer
+        except ImportError as exc:
+            raise SystemExit(
+                f"--backend redis needs agentmem[redis] and agentmem.testing.redis_server ({exc})"
+            ) from None
+        with RedisServer() as server:
+            service = RedisMemoryService(redis_url=server.url, embedder=embedder, ranking=ranking)
+            async with service:
+                yield service
+        return
+    raise SystemExit(f"unknown backend {backend!r}: use in_memory or redis")
+
+
+async def evaluate(
+    conversation: Conversation,
+    method: str = "default",
+    *,
+    backend: str = "in_memory",
+    embedder: Embedder | None = None,
+    top_k: int = 10,
+) -> Result:
+    """Recall@1..10 and latencies of ``method`` on one conversation."""
+    result = Result()
+    if method in ("keyword", "bm25-plain"):
+        baseline = (KeywordBaseline if method == "keyword" else PlainBM25Baseline)(
+            conversation.turns
+        )
+        await _ask(baseline.search, conversation.questions, top_k, result)
+        return result
+    ranking = RankingParameters(context_weights=()) if method == "no-context" else None
+    async with open_service(backend, embedder, ranking) as service:
+        searcher = ServiceSearcher(service, f"locomo-{conversation.name}")
+        await service.delete_memory(searcher.user_id)
+        await searcher.store(conversation.turns)
+        await _ask(searcher.search, conversation.questions, top_k, result)
+    return result
+
+
+async def _ask(search: Any, questions: Sequence[Question], top_k: int, result: Result) -> None:
+    for question in questions:
+        start = time.perf_counter()
+        ranked = await search(question.text, top_k)
+        result.latencies.append(time.perf_counter() - start)
+        result.add(ranked, question.evidence)
+
+
+async def latency_check(
+    conversations: Sequence[Conversation],
+    size: int,
+    *,
+    backend: str = "in_memory",
+    embedder: Embedder | None = None,
+    top_k: int = 10,
+) -> Result:
+    """Search latency with ``size`` memories of one user: the conversations' turns are
+    stored again and again (as new sessions) until ``size`` memories exist, then every
+    question is asked (recall is meaningless here: evidence appears many times)."""
+    result = Result()
+    turns = [turn for conversation in conversations for turn in conversation.turns]
+    questions = [question for conversation in conversations for question in conversation.questions]
+    async with open_service(backend, embedder, None) as service:
+        searcher = ServiceSearcher(service, "locomo-latency")
+        await service.delete_memory(searcher.user_id)
+        copy = 0
+        stored = 0
+        while stored < size:
+            batch = turns[: size - stored]
+            await searcher.store(batch, copy)
+            stored += len(batch)
+            copy += 1
+        await _ask(searcher.search, questions, top_k, result)
+    return result
+
+
+def _row(label: str, result: Result) -> str:
+    recalls = " ".join(f"{result.recall(k):.3f}" for k in (1, 5, 10))
+    latency = f"{result.latency_ms(0.5):7.3f} {result.latency_ms(0.95):7.3f}"
+    return f"{label:<24} {recalls}   {latency}"
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", type=Path, help="LoCoMo-format JSON files")
+    parser.add_argument("--backend", default="in_memory", choices=["in_memory", "redis"])
+    parser.add_argument("--embedder", default="none", help="none, minilm or openai")
+    parser.add_argument("--openai-model", default="text-embedding-3-small")
+    parser.add_argument("--openai-base-url", default="https://api.openai.com/v1")
+    parser.add_argument(
+        "--method", default="default", choices=[*METHODS, "all"], help="what to evaluate"
+    )
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument(
+        "--latency", type=int, metavar="N", help="also time searches over N memories of one user"
+    )
+    args = parser.parse_args(argv)
+    conversations = [load_conversation(path) for path in args.files]
+    embedder = make_embedder(args.embedder, args)
+    methods = METHODS if args.method == "all" else (args.method,)
+    print(f"{'method / file':<24} R@1   R@5   R@10    p50 ms  p95 ms")
+    for method in methods:
+        overall = Result()
+        for conversation in conversations:
+            result = await evaluate(
+                conversation, method, backend=args.backend, embedder=embedder, top_k=args.top_k
+            )
+            overall.extend(result)
+            print(_row(f"{method} {conversation.name}", result))
+        print(_row(f"{method} overall", overall))
+    if args.latency:
+        timed = await latency_check(
+            conversations, args.latency, backend=args.backend, embedder=embedder, top_k=args.top_k
+        )
+        print(
+            f"search latency with {args.latency} memories: p50 {timed.latency_ms(0.5):.3f} ms, "
+            f"p95 {timed.latency_ms(0.95):.3f} ms over {len(timed.latencies)} queries"
+        )
+        if embedder is not None:
+            print("(the questions' embeddings were cached by then: model time is not included)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,204 @@
+"""Connections, lifecycle and crash recovery of the Redis backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from agentmem import (
+    BackendError,
+    MemoryServiceFactory,
+    RedisMemoryService,
+    RedisSessionHistoryService,
+    RedisStateService,
+    ServiceNotStartedError,
+    Session,
+)
+from agentmem.services.redis_memory_service import RedisMemoryService as ShimMemoryService
+from agentmem.testing.redis_server import RedisServer
+from tests.helpers import text_message, texts
+from tests.redis.conftest import Services, raw_client
+from tests.redis_backends import drop_keys, unique_prefix
+
+
+def _closed_port_url() -> str:
+    server = RedisServer()  # reserves a free port and a directory, never started
+    server.stop()
+    return server.url
+
+
+def test_spec_import_path_is_the_same_class() -> None:
+    assert ShimMemoryService is RedisMemoryService
+
+
+async def test_constructing_and_starting_do_not_connect() -> None:
+    spec_default = RedisMemoryService(redis_url="redis://localhost:6379/0")
+    with pytest.raises(ServiceNotStartedError):
+        await spec_default.add_memory("u1", [text_message("x")])
+    assert await spec_default.health() is False
+    down = RedisSessionHistoryService(_closed_port_url(), socket_connect_timeout=0.5)
+    async with down:
+        assert await down.health() is False
+        with pytest.raises(BackendError) as caught:
+            await down.list_sessions("u1")
+        assert isinstance(caught.value.__cause__, aioredis.ConnectionError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_connections": 0}, {"ttl_seconds": 0}, {"ttl_seconds": 1.5}, {"key_prefix": "a{b}"}],
+)
+def test_bad_options_are_rejected(options: dict[str, object]) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        RedisStateService("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
+
+
+async def test_use_after_stop_raises(single: Services) -> None:
+    states = await single.states()
+    await states.stop()
+    with pytest.raises(ServiceNotStartedError):
+        await states.save_state("u1", {})
+    await states.start()
+    assert await states.save_state("u1", {}) == 1
+
+
+async def test_a_borrowed_client_is_never_closed(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    prefix = unique_prefix()
+    try:
+        async with RedisStateService(redis_client=client, key_prefix=prefix) as states:
+            await states.save_state("u1", {"v": 1})
+        assert await client.ping() is True
+    finally:
+        await client.aclose()
+        drop_keys(redis_url, prefix)
+
+
+async def test_an_owned_client_is_closed_by_stop(redis_url: str) -> None:
+    states = RedisStateService(redis_url, key_prefix=unique_prefix())
+    await states.start()
+    client = states._client
+    assert client is not None
+    await states.health()
+    await states.stop()
+    assert client.connection_pool._in_use_connections == set()  # type: ignore[union-attr]
+    assert all(not c.is_connected for c in client.connection_pool._available_connections)  # type: ignore[union-attr]
+
+
+async def test_cluster_by_option_and_by_borrowed_client(redis_cluster_url: str) -> None:
+    plain = redis_cluster_url.replace("redis+cluster://", "redis://")
+    prefix = unique_prefix()
+    borrowed = raw_client(redis_cluster_url)
+    try:
+        async with RedisMemoryService(plain, cluster=True, key_prefix=prefix) as by_option:
+            await by_option.add_memory("u1", [text_message("tea")])
+        async with RedisMemoryService(redis_client=borrowed, key_prefix=prefix) as by_client:
+            assert texts(await by_client.search_memory("u1", "tea")) == ["tea"]
+        assert await borrowed.ping() is True
+    finally:
+        await borrowed.aclose()
+        drop_keys(redis_cluster_url, prefix)
+
+
+async def test_factory_builds_from_the_environment(redis_url: str) -> None:
+    prefix = unique_prefix()
+    environ = {
+        "MEMORY_BACKEND": "redis",
+        "MEMORY_REDIS_REDIS_URL": redis_url,
+        "MEMORY_REDIS_KEY_PREFIX": prefix,
+        "MEMORY_REDIS_TTL_SECONDS": "60",
+    }
+    service = MemoryServiceFactory.create(environ=environ)
+    assert isinstance(service, RedisMemoryService)
+    assert service.ttl_seconds == 60
+    async with service:
+        await service.add_memory("u1", [text_message("tea")])
+        assert texts(await service.list_memory("u1")) == ["tea"]
+    drop_keys(redis_url, prefix)
+
+
+async def test_two_hundred_callers_queue_on_two_connections(services: Services) -> None:
+    memory = await services.memory(max_connections=2)
+    sessions = await services.sessions(max_connections=2)
+    states = await services.states(max_connections=2)
+    session = Session(id="busy", user_id="u1")
+    rounds = await asyncio.gather(
+        *(memory.add_memory("u1", [text_message(f"note {i}")], "s") for i in range(200)),
+        *(sessions.append_message(session.model_copy(), text_message(f"m{i}")) for i in range(200)),
+        *(states.save_state("u1", {"i": i}, session_id="s") for i in range(200)),
+    )
+    assert sorted(r for r in rounds if r is not None) == list(range(1, 201))
+    assert len(await memory.list_memory("u1", {"page_size": 1000})) == 200
+    assert len((await sessions.get_session("u1", "busy")).messages) == 200
+
+
+@contextlib.asynccontextmanager
+async def _running(task: asyncio.Task[None]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    """Poll ``condition`` (plain or async) until it is true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_writes_acknowledged_before_a_crash_survive_and_the_service_recovers() -> None:
+    with RedisServer(appendonly=True) as server:
+        options = {"key_prefix": "crash", "socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+        sessions = RedisSessionHistoryService(server.url, **options)
+        memory = RedisMemoryService(server.url, **options)
+        states = RedisStateService(server.url, **options)
+        acknowledged: list[int] = []
+        failures: list[BaseException] = []
+
+        async def write_forever() -> None:
+            number = 0
+            while True:
+                try:
+                    session = Session(id="s", user_id="u1")
+                    await sessions.append_message(session, text_message(f"m{number}"))
+                    await memory.add_memory("u1", [text_message(f"m{number}")], "s")
+                    await states.save_state("u1", {"n": number}, "s", round_id=number + 1)
+                    acknowledged.append(number)
+                except BackendError as exc:
+                    failures.append(exc)
+                number += 1
+                await asyncio.sleep(0)
+
+        async with sessions, memory, states:
+            async with _running(asyncio.create_task(write_forever())):
+                await _wait_for(lambda: len(acknowledged) >= 50)
+                server.kill()
+                done_before_kill = len(acknowledged)
+                await _wait_for(lambda: len(failures) >= 3)
+                assert await memory.health() is False
+                server.restart()
+                await _wait_for(memory.health)
+                await _wait_for(lambda: len(acknowledged) > done_before_kill + 10)
+            assert all(isinstance(failure, BackendError) for failure in failures)
+            stored = texts((await sessions.get_session("u1", "s")).messages)
+            listed = texts(await memory.list_memory("u1", {"page_size": 10_000}))
+            rounds = set(await states.list_states("u1", "s"))
+            for number in acknowledged:
+                assert f"m{number}" in stored
+                assert f"m{number}" in listed
+                assert number + 1 in rounds

@@ -1,0 +1,134 @@
+"""For the same data, Redis search returns exactly what the in-memory backend returns."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from agentmem import InMemoryMemoryService, MemoryService, Message
+from tests.helpers import text_message
+from tests.redis.conftest import Services
+
+WORDS = (
+    "tea coffee painting sunrise lake mountain dog cat garden piano guitar school "
+    "teacher doctor nurse hospital train station ticket holiday beach museum novel "
+    "poem recipe cake bread soup market bicycle river bridge castle forest winter "
+    "summer autumn spring birthday wedding concert football tennis marathon sister "
+    "brother mother father grandmother friend neighbour colleague office meeting "
+    "project deadline camera photo album festival lantern candle blanket sweater"
+).split()
+
+
+def _corpus(seed: int, batches_count: int = 40) -> list[tuple[str, list[Message]]]:
+    """Sessions of a chat: batches of messages with skewed word frequencies."""
+    rng = random.Random(seed)
+    batches = []
+    for number in range(batches_count):
+        session = f"session {number % 6}"
+        messages = []
+        for _ in range(rng.randint(1, 6)):
+            length = rng.randint(3, 14)
+            words = [WORDS[min(int(rng.expovariate(0.08)), len(WORDS) - 1)] for _ in range(length)]
+            metadata = {"speaker": rng.choice(["ann", "bob"])} if rng.random() < 0.5 else None
+            messages.append(text_message(" ".join(words), metadata=metadata))
+        batches.append((session, messages))
+    return batches
+
+
+QUERIES = [
+    "tea",
+    "painting the sunrise by the lake",
+    "my sister's wedding concert",
+    "dog cat garden",
+    "train ticket for the holiday",
+    "piano guitar teacher school",
+    "what is my",
+    "unknownword",
+    "cake bread soup recipe market",
+    "blanket sweater winter",
+]
+
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"top_k": 3},
+    {"session_id": "session 2"},
+    {"metadata": {"speaker": "ann"}},
+    {"min_score": 2.0},
+]
+
+
+async def _fill(service: MemoryService, corpus: list[tuple[str, list[Message]]]) -> None:
+    for session, messages in corpus:
+        await service.add_memory("u1", messages, session_id=session)
+        await service.add_memory("other", messages[:1], session_id=session)
+
+
+async def _results(service: MemoryService) -> list[list[tuple[str, float, str]]]:
+    found = []
+    for query in QUERIES:
+        for filters in FILTERS:
+            hits = await service.search_memory_hits("u1", query, filters)
+            found.append([(hit.message.id, hit.score, hit.session_id) for hit in hits])
+    return found
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_ranked_ids_and_scores_equal_the_in_memory_backend(
+    services: Services, seed: int
+) -> None:
+    reference, redis_memory = InMemoryMemoryService(), await services.memory()
+    corpus = _corpus(seed)
+    await _fill(reference, corpus)
+    await _fill(redis_memory, corpus)
+    expected = await _results(reference)
+    assert any(len(hits) > 3 for hits in expected)
+    assert await _results(redis_memory) == expected
+    added = text_message("tea by the lake at sunrise")
+    for service in (reference, redis_memory):
+        await service.delete_memory("u1", "session 3")
+        await service.add_memory("u1", [added], "session 3")
+    assert await _results(redis_memory) == await _results(reference)
+
+
+async def test_equal_on_an_index_with_common_terms(services: Services) -> None:
+    # Over 1,000 memories, the frequent words are "common" for the ranking, which then
+    # scores only memories near a rarer query term: that path must agree as well.
+    reference, redis_memory = InMemoryMemoryService(), await services.memory()
+    corpus = _corpus(4, batches_count=320)
+    await _fill(reference, corpus)
+    await _fill(redis_memory, corpus)
+    for query in ("tea coffee", "tea blanket", "painting sunrise lake sweater"):
+        expected = await reference.search_memory_hits("u1", query, {"top_k": 20})
+        found = await redis_memory.search_memory_hits("u1", query, {"top_k": 20})
+        assert [(h.message.id, h.score) for h in found] == [
+            (h.message.id, h.score) for h in expected
+        ]
+
+
+class HashingEmbedder:
+    """A deterministic stand-in for an embedding model: hashed bag of words, 32 dims."""
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = []
+        for text in texts:
+            vector = [0.0] * 32
+            for word in text.lower().split():
+                digest = hashlib.sha256(word.encode()).digest()
+                vector[digest[0] % 32] += 1.0 + digest[1] / 255
+            vectors.append(vector)
+        return vectors
+
+
+async def test_hybrid_ranking_equals_the_in_memory_backend(services: Services) -> None:
+    pytest.importorskip("numpy")
+    embedder = HashingEmbedder()
+    reference = InMemoryMemoryService(embedder=embedder)
+    redis_memory = await services.memory(embedder=embedder)
+    corpus = _corpus(3)
+    await _fill(reference, corpus)
+    await _fill(redis_memory, corpus)
+    assert await _results(redis_memory) == await _results(reference)

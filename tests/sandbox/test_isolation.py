@@ -1,0 +1,114 @@
+"""What each isolation mode provides, and what info() reports about it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+
+import pytest
+
+from agentmem.services.sandbox import BaseSandbox, SandboxUnavailableError
+from agentmem.services.sandbox.isolation import bubblewrap_problem
+from agentmem.services.sandbox_service import SandboxService
+from tests.sandbox.conftest import LIMITS, _sandbox_processes, requires_bwrap
+
+
+def test_construction_needs_no_loop_and_starts_nothing() -> None:
+    threads = threading.active_count()
+    service = SandboxService()
+    assert threading.active_count() == threads
+    assert not service._runner.running
+
+
+@requires_bwrap
+async def test_bubblewrap_namespaces() -> None:
+    async with SandboxService(isolation="bubblewrap", limits=LIMITS) as service:
+        info = await service.info()
+        assert info.isolation is not None
+        assert info.isolation.mode == "bubblewrap" and not info.isolation.network
+        assert info.isolation.read_only_system and info.isolation.private_tmp
+        assert info.isolation.separate_pids and "net" in info.isolation.namespaces
+        assert info.isolation.warnings == []
+        [sandbox] = await service.connect("ns")
+        assert isinstance(sandbox, BaseSandbox)
+        probe = await sandbox.arun_shell_command(
+            "hostname; echo $$; ls /tmp | wc -l; touch /usr/x 2>&1; touch /etc/x 2>&1;"
+            " ls /proc | grep -c '^[0-9]'; id -u"
+        )
+        lines = probe.stdout.splitlines()
+        assert lines[0] == "sandbox"
+        assert int(lines[1]) < 10  # a PID namespace of its own
+        assert lines[2] == "1"  # private /tmp: only the path to the work dir
+        assert "Read-only file system" in lines[3] and "Read-only file system" in lines[4]
+        assert int(lines[5]) < 10  # sees only its own processes
+        if os.geteuid() == 0:
+            assert lines[6] != "0"  # root services run sandboxes as a uid of their own
+            assert info.isolation.session_uids and info.isolation.kernel_session_uids
+        await sandbox.arun_shell_command("echo private > /tmp/p")
+        [other] = await service.connect("ns-other")
+        seen = await other.arun_shell_command("cat /tmp/p")  # type: ignore[attr-defined]
+        assert seen.returncode != 0
+        # /tmp of one command is not the next one's: it is per process tree.
+        assert (await sandbox.arun_shell_command("ls /tmp/p")).returncode != 0
+
+
+async def test_process_fallback_is_reported_with_warnings() -> None:
+    async with SandboxService(isolation="process", limits=LIMITS) as service:
+        info = await service.info()
+        assert info.isolation is not None and info.isolation.mode == "process"
+        assert info.isolation.network and info.isolation.namespaces == []
+        assert any("without bubblewrap" in w for w in info.isolation.warnings)
+        [sandbox] = await service.connect("fallback")
+        assert isinstance(sandbox, BaseSandbox)
+        cell = await sandbox.arun_ipython_cell("import os\nos.getcwd()")
+        assert cell.result == repr(sandbox.work_dir)
+        shell = await sandbox.arun_shell_command("ulimit -u; ulimit -f; ulimit -n")
+        nproc, fsize, nofile = shell.stdout.split()
+        assert fsize == str(16 * 1024) and nofile == "128"
+        if os.geteuid() == 0:
+            assert nproc == "64"
+
+
+async def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTMEM_TEST_SECRET", "leak")
+    async with SandboxService(limits=LIMITS) as service:
+        [sandbox] = await service.connect("env")
+        assert isinstance(sandbox, BaseSandbox)
+        shell = await sandbox.arun_shell_command("env")
+        assert "AGENTMEM_TEST_SECRET" not in shell.stdout and "PATH=" in shell.stdout
+        cell = await sandbox.arun_ipython_cell("import os\n'AGENTMEM_TEST_SECRET' in os.environ")
+        assert cell.result == "False"
+
+
+async def test_bubblewrap_mode_fails_loudly_when_unavailable() -> None:
+    if bubblewrap_problem() is None:
+        pytest.skip("bubblewrap works here, so nothing fails")
+    with pytest.raises(SandboxUnavailableError):
+        async with SandboxService(isolation="bubblewrap") as service:
+            await service.connect("x")
+
+
+async def test_stop_leaves_no_process_or_directory() -> None:
+    service = SandboxService(limits=LIMITS)
+    [sandbox] = await service.connect(f"stop-{uuid.uuid4().hex[:6]}")  # lazy start
+    assert isinstance(sandbox, BaseSandbox)
+    await sandbox.arun_ipython_cell("1")
+    await sandbox.arun_shell_command("(sleep 300 &) ; true")
+    root = os.path.dirname(os.path.dirname(sandbox.work_dir))
+    assert await asyncio.to_thread(os.path.isdir, root)
+    await service.stop()
+    assert not await asyncio.to_thread(os.path.exists, root)
+    assert _sandbox_processes(root.encode()) == []
+    await service.stop()  # idempotent
+
+
+async def test_a_stopped_service_starts_again() -> None:
+    service = SandboxService(limits=LIMITS)
+    for _ in range(2):
+        [sandbox] = await service.connect("again")
+        assert isinstance(sandbox, BaseSandbox)
+        assert (await sandbox.arun_shell_command("echo up")).stdout == "up\n"
+        await service.stop()
+    assert await service.health()  # embedded and stopped: starts on the next use

@@ -1,0 +1,40 @@
+"""Properties of text analysis: what becomes an index term."""
+
+from __future__ import annotations
+
+from agentmem.search import STOP_WORDS, analyze, query_terms, term_counts
+
+
+def test_other_forms_of_a_word_meet() -> None:
+    assert analyze("She was painting landscapes") == analyze("paints landscape")
+    assert analyze("Running") == analyze("runs")
+
+
+def test_case_and_width_do_not_matter() -> None:
+    # Full-width letters, as typed with some East Asian input methods.
+    assert analyze("BLUE \uff23\uff41\uff46\uff45") == analyze("blue cafe")
+
+
+def test_contractions_and_possessives_keep_their_word() -> None:
+    assert analyze("Caroline's") == analyze("Caroline")
+    assert analyze("don't") == analyze("do not") == []
+    assert analyze("I've been hiking") == analyze("been hiking")
+    assert analyze("Caroline\u2019s") == analyze("Caroline")
+
+
+def test_numbers_are_kept_whole() -> None:
+    assert analyze("in 2023, 4 years") == ["2023", "4", "year"]
+    assert "202" not in analyze("2023")
+
+
+def test_stop_words_alone_give_no_terms() -> None:
+    assert query_terms("What is my ... and the?") == []
+    assert analyze(" ".join(sorted(STOP_WORDS))) == []
+
+
+def test_query_terms_are_distinct_in_order() -> None:
+    assert query_terms("tea, cake and more tea") == ["tea", "cake"]
+
+
+def test_term_counts_count_repeats() -> None:
+    assert term_counts("dog dogs cat") == {"dog": 2, "cat": 1}
