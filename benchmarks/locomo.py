@@ -13,8 +13,8 @@ share of its evidence turns among the top k results, averaged over questions.
 
 Methods: ``default`` (the backend's search), ``keyword`` (AgentScope Runtime 1.0: the
 last k memories containing any query word), ``bm25-plain`` (BM25 on lower-cased words,
-stop words removed, no stemming) and ``no-context`` (agentmem's ranking without the
-neighbouring-turn context), for comparison.
+stop words removed, no stemming) and ``bm25-stemmed`` (agentmem's first ranking:
+Snowball-stemmed BM25 without the neighbouring-turn context), for comparison.
 """
 
 from __future__ import annotations
@@ -37,7 +37,12 @@ from agentmem import InMemoryMemoryService, MemoryService, Message, TextContent
 from agentmem.search import STOP_WORDS, Embedder, RankingParameters
 
 KS = tuple(range(1, 11))
-METHODS = ("default", "no-context", "bm25-plain", "keyword")
+METHODS = ("default", "bm25-stemmed", "bm25-plain", "keyword")
+# agentmem's first ranking: Snowball-stemmed BM25 over every memory holding a query term,
+# without context, BM25L's shift, common terms or a bound on the candidates.
+STEMMED_BM25 = RankingParameters(
+    context_weights=(), delta=0.0, common_fraction=1.0, min_seeds=sys.maxsize
+)
 
 
 @dataclass(frozen=True)
@@ -255,7 +260,7 @@ async def evaluate(
         )
         await _ask(baseline.search, conversation.questions, top_k, result)
         return result
-    ranking = RankingParameters(context_weights=()) if method == "no-context" else None
+    ranking = STEMMED_BM25 if method == "bm25-stemmed" else None
     async with open_service(backend, embedder, ranking) as service:
         searcher = ServiceSearcher(service, f"locomo-{conversation.name}")
         await service.delete_memory(searcher.user_id)

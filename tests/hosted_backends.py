@@ -9,7 +9,9 @@ skipped when its extra is not installed.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -18,8 +20,10 @@ from agentmem import MemoryService, SessionHistoryService
 from tests.backends import MEMORY_BACKENDS, SESSION_HISTORY_BACKENDS
 
 # mem0 reads these when imported: no telemetry, and its files in a scratch directory.
+_MEM0_DIR = tempfile.mkdtemp(prefix="agentmem-mem0-")
+atexit.register(shutil.rmtree, _MEM0_DIR, True)
 os.environ.setdefault("MEM0_TELEMETRY", "False")
-os.environ.setdefault("MEM0_DIR", tempfile.mkdtemp(prefix="agentmem-mem0-"))
+os.environ.setdefault("MEM0_DIR", _MEM0_DIR)
 
 
 async def _tablestore_fake(request: pytest.FixtureRequest) -> MemoryService:

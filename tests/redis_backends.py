@@ -22,6 +22,9 @@ from tests.backends import MEMORY_BACKENDS, SESSION_HISTORY_BACKENDS, STATE_BACK
 
 MAX_CONNECTIONS = 10
 
+# The node URLs of each cluster started here, by cluster URL, for cleanup node by node.
+_CLUSTER_NODES: dict[str, list[str]] = {}
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
@@ -47,23 +50,20 @@ def redis_cluster_url() -> Iterator[str]:
         cluster = RedisClusterServer().start()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
+    _CLUSTER_NODES[cluster.url] = [node.url for node in cluster.nodes]
     try:
         yield cluster.url
     finally:
+        del _CLUSTER_NODES[cluster.url]
         cluster.stop()
 
 
 def drop_keys(url: str, prefix: str) -> None:
     """Delete every key under ``prefix`` (test cleanup only: services never scan)."""
-    if url.startswith("redis+cluster://"):
-        client: Any = redis.RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
-    else:
-        client = redis.Redis.from_url(url)
-    try:
-        for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
-            client.delete(key)
-    finally:
-        client.close()
+    for node_url in _CLUSTER_NODES.get(url, [url]):
+        with redis.Redis.from_url(node_url) as client:
+            for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
+                client.delete(key)
 
 
 def unique_prefix() -> str:

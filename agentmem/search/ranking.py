@@ -35,7 +35,7 @@ A search reads ``postings`` before ``corpus_stats``, so a backend may fetch both
 round trip; a view serves one search and may cache what it read. Everything else
 happens here, so the in-memory and the Redis backends rank the same data identically.
 Query-time reads are bounded by the postings of the query's terms, plus the
-``DocInfo`` and neighbour ids of at most ``max(4 * top_k, 40)`` memories and of the
+``DocInfo`` and neighbour ids of at most ``max(3 * top_k, 30)`` memories and of the
 ``2 * radius`` neighbours of each (plus, for hybrid search, the ``top_k`` nearest
 vectors), except ``vectors()``: a brute-force scan of one user's vectors, read only when
 semantic search is on.
@@ -45,7 +45,13 @@ How the default (lexical) ranking works
 Scoring is BM25F (Robertson & Zaragoza, 2009) over two fields: the memory's own text and
 its *context*, the memories next to it in the same session. Terms rare among the user's
 memories weigh more, repeated terms saturate and long memories are normalised by their
-length. The context field counts a neighbour's terms at a fraction of their weight
+length. As in BM25L (Lv & Zhai, 2011, with their default shift 0.5), the normalised term
+frequency of every memory reached by a term is raised by :attr:`RankingParameters.delta`
+before saturation: length normalisation no longer buries long memories, and holding a
+query term at all counts for more than holding it again. On LoCoMo it lifted recall@10
+from 0.747 to 0.751 (0.768 to 0.779 for hybrid search, up on both conversations) and
+recall@5 from 0.630 to 0.647, while recall@1 fell from 0.341 to 0.335. The context field
+counts a neighbour's terms at a fraction of their weight
 (:attr:`RankingParameters.context_weights`: 0.35 for the memory just before or after,
 half that for the next ones), because in a conversation a fact is often split over
 turns: "What did you paint?" - "A sunrise." Context only re-weights: **a memory is
@@ -57,10 +63,11 @@ Which memories are scored: every memory holding a query term, unless a term is *
 in a long chat). Common terms still add to the score of every memory scored, but only
 memories holding a rarer term, and the neighbours of those, are scored, like Lucene's
 common-terms query. When even those *seeds* are more than
-``max(seeds_per_result * top_k, min_seeds)`` (4 and 40 by default), the best of them by a
-BM25 estimate that needs only the postings (no length normalisation, no context) are
-kept; memories the filters exclude are dropped before that cut, so a narrow filter never
-loses its matches. This keeps a query's cost near a constant times ``top_k``, whatever
+``max(seeds_per_result * top_k, min_seeds)`` (3 and 30 by default), the best of them by a
+BM25L estimate that needs only the postings (no length normalisation, no context) are
+kept (on LoCoMo, recall is the same for any bound from 3 to 10 seeds per result; 2 starts
+to lose); memories the filters exclude are dropped before that cut, so a narrow filter
+never loses its matches. This keeps a query's cost near a constant times ``top_k``, whatever
 the number of memories; on small indexes every holder is scored. Filters (session, time,
 metadata, ``min_score``) then select among the scored memories; a neighbour lends
 context whether or not the filters accept it. Equal scores rank the newer memory first.
@@ -107,22 +114,24 @@ class RankingParameters:
     """The constants of the ranking; the defaults are what every backend uses.
 
     ``k1`` and ``b`` are BM25's term-frequency saturation and length normalisation
-    (the usual defaults). ``context_weights[i]`` is the weight of a neighbour ``i + 1``
-    positions away (an empty tuple switches context off). A term is common when held by
-    more than ``common_fraction`` of the memories and more than ``common_min_postings``
-    of them. At most ``max(seeds_per_result * top_k, min_seeds)`` seeds are scored in
-    full. ``semantic_weight`` is the weight of cosine similarity in
-    :func:`hybrid_search`.
+    (the usual defaults). ``delta`` is BM25L's shift, added to the normalised term
+    frequency (own text plus context) of every memory a term reaches; 0 gives plain
+    BM25F. ``context_weights[i]`` is the weight of a neighbour ``i + 1`` positions away
+    (an empty tuple switches context off). A term is common when held by more than
+    ``common_fraction`` of the memories and more than ``common_min_postings`` of them. At
+    most ``max(seeds_per_result * top_k, min_seeds)`` seeds are scored in full.
+    ``semantic_weight`` is the weight of cosine similarity in :func:`hybrid_search`.
     """
 
     k1: float = 1.2
     b: float = 0.75
+    delta: float = 0.5
     context_weights: tuple[float, ...] = (0.35, 0.175)
     common_fraction: float = 0.25
     common_min_postings: int = 256
     semantic_weight: float = 1.0
-    seeds_per_result: int = 4
-    min_seeds: int = 40
+    seeds_per_result: int = 3
+    min_seeds: int = 30
 
     @property
     def radius(self) -> int:
@@ -277,7 +286,8 @@ async def _lexical_scores(
             idf = _idf(stats.doc_count, len(term_postings))
             for doc_id, count in term_postings.items():
                 if doc_id in rough:
-                    rough[doc_id] += idf * count / (count + params.k1)
+                    shifted = count + params.delta
+                    rough[doc_id] += idf * shifted / (shifted + params.k1)
         # (estimate, id) pairs: equal estimates keep the newer memory.
         best = heapq.nlargest(limit, zip(rough.values(), rough.keys(), strict=True))
         seeds = {doc_id for _, doc_id in best}
@@ -295,13 +305,12 @@ async def _lexical_scores(
     ]
 
     def around(doc: DocInfo) -> list[tuple[int, float]]:
-        session, position = doc.session_id, doc.position
-        found = []
-        for offset, weight in offsets:
-            neighbour = slot.get((session, position + offset))
-            if neighbour is not None:
-                found.append((neighbour, weight))
-        return found
+        session, position, find = doc.session_id, doc.position, slot.get
+        return [
+            (neighbour, weight)
+            for offset, weight in offsets
+            if (neighbour := find((session, position + offset))) is not None
+        ]
 
     context = {doc_id: around(docs[doc_id]) for doc_id in seeds if doc_id in docs}
     reached = set(seeds)
@@ -319,7 +328,7 @@ async def _lexical_scores(
     if not candidates:
         return {}, {}
     average = stats.average_length or 1.0
-    k1, b = params.k1, params.b
+    k1, b, delta = params.k1, params.b, params.delta
     for doc_id in candidates.difference(context):
         context[doc_id] = around(docs[doc_id])
     # Who lends context to whom, to find the memories a term reaches.
@@ -340,15 +349,20 @@ async def _lexical_scores(
             else [doc_id for doc_id in term_postings if doc_id in scope]
         )
         normalised = {doc_id: term_postings[doc_id] * inverse_norm[doc_id] for doc_id in holders}
-        reached_by_term = {doc_id for doc_id in holders if doc_id in candidates}
+        reached_by_term = candidates.intersection(holders)
         for doc_id in holders:
-            reached_by_term.update(lenders.get(doc_id, ()))
+            borrowers = lenders.get(doc_id)
+            if borrowers:
+                reached_by_term.update(borrowers)
+        held = normalised.get
         for doc_id in reached_by_term:
             # Summed in a fixed order (self, then neighbours by distance), so equal
             # memories get bit-identical scores in every backend.
-            value = normalised.get(doc_id, 0.0)
+            value = held(doc_id, 0.0)
             for neighbour, weight in context[doc_id]:
-                value += weight * normalised.get(neighbour, 0.0)
+                value += weight * held(neighbour, 0.0)
+            # BM25L's shift (every memory reached holds the term itself or in context).
+            value += delta
             scores[doc_id] += idf * value * (k1 + 1.0) / (value + k1)
     return scores, {doc_id: docs[doc_id] for doc_id in candidates if doc_id in docs}
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -138,16 +137,6 @@ async def test_two_hundred_callers_queue_on_two_connections(services: Services) 
     assert len((await sessions.get_session("u1", "busy")).messages) == 200
 
 
-@contextlib.asynccontextmanager
-async def _running(task: asyncio.Task[None]) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def _wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
     """Poll ``condition`` (plain or async) until it is true."""
     deadline = time.monotonic() + timeout
@@ -169,10 +158,11 @@ async def test_writes_acknowledged_before_a_crash_survive_and_the_service_recove
         states = RedisStateService(server.url, **options)
         acknowledged: list[int] = []
         failures: list[BaseException] = []
+        stop = asyncio.Event()
 
-        async def write_forever() -> None:
+        async def write_until_stopped() -> None:
             number = 0
-            while True:
+            while not stop.is_set():
                 try:
                     session = Session(id="s", user_id="u1")
                     await sessions.append_message(session, text_message(f"m{number}"))
@@ -185,7 +175,9 @@ async def test_writes_acknowledged_before_a_crash_survive_and_the_service_recove
                 await asyncio.sleep(0)
 
         async with sessions, memory, states:
-            async with _running(asyncio.create_task(write_forever())):
+            # Stopped by a flag, not cancelled: the writes must end by themselves.
+            writer = asyncio.create_task(write_until_stopped())
+            try:
                 await _wait_for(lambda: len(acknowledged) >= 50)
                 server.kill()
                 done_before_kill = len(acknowledged)
@@ -194,6 +186,9 @@ async def test_writes_acknowledged_before_a_crash_survive_and_the_service_recove
                 server.restart()
                 await _wait_for(memory.health)
                 await _wait_for(lambda: len(acknowledged) > done_before_kill + 10)
+            finally:
+                stop.set()
+                await writer
             assert all(isinstance(failure, BackendError) for failure in failures)
             stored = texts((await sessions.get_session("u1", "s")).messages)
             listed = texts(await memory.list_memory("u1", {"page_size": 10_000}))

@@ -7,6 +7,8 @@ context, the handling of common terms, and filters.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from agentmem import InMemoryMemoryService
@@ -141,3 +143,33 @@ async def test_messages_json_cannot_carry_are_stored_as_they_are() -> None:
     [listed] = await service.list_memory("u")
     assert found.model_dump() == listed.model_dump() == message.model_dump()
     assert found is not listed
+
+
+@pytest.mark.parametrize("delta", [0.5, 0.0])
+async def test_scores_are_bm25l_and_plain_bm25_without_the_shift(delta: float) -> None:
+    # Two one-memory sessions, so no context: "tea" is held once by a memory of 3 terms,
+    # among 2 memories of 2 terms on average.
+    ranking = RankingParameters(delta=delta)
+    service = await _service(["tea cake scone"], ["coffee"], ranking=ranking)
+    [hit] = await service.search_memory_hits("u", "tea")
+    idf = math.log(1 + (2 - 1 + 0.5) / (1 + 0.5))
+    value = 1 / (1 - 0.75 + 0.75 * 3 / 2) + delta
+    assert hit.score == pytest.approx(idf * value * 2.2 / (value + 1.2))
+
+
+async def test_a_long_memory_holding_every_query_term_beats_a_short_partial_one() -> None:
+    # Plain BM25's length normalisation ranks the one-word memory first; BM25L's shift
+    # makes holding both terms count for more than being short.
+    sessions = [
+        ["tea"],
+        ["we drank tea with cake at the old harbour cafe yesterday"],
+        ["cake"],
+        ["bread"],
+        ["soup"],
+        ["rice"],
+    ]
+    default = await _service(*sessions)
+    plain = await _service(*sessions, ranking=RankingParameters(delta=0.0))
+    long_one = "we drank tea with cake at the old harbour cafe yesterday"
+    assert texts(await default.search_memory("u", "tea harbour")) == [long_one, "tea"]
+    assert texts(await plain.search_memory("u", "tea harbour")) == ["tea", long_one]

@@ -183,7 +183,7 @@ class AgentScopeLongTermMemory(LongTermMemoryBase):
     """
 
     def __init__(
-        self, service: MemoryService, session_id: str | None = None, user_id: str = "default"
+        self, service: MemoryService, session_id: str | None = None, *, user_id: str
     ) -> None:
         super().__init__()
         if not isinstance(service, MemoryService):
