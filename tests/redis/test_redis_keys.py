@@ -12,7 +12,18 @@ from agentmem.services._redis import RedisKeys, decode_id, encode_id
 from tests.helpers import text_message, texts
 from tests.redis.conftest import Services
 
-HOSTILE = ["*", "?", "[a-z]", "alice:x", "alice*", "{alice}", "}{", "a{b}c", "ünï©ødé 🧠", "x" * 10_000]
+HOSTILE = [
+    "*",
+    "?",
+    "[a-z]",
+    "alice:x",
+    "alice*",
+    "{alice}",
+    "}{",
+    "a{b}c",
+    "ünï©ødé 🧠",
+    "x" * 10_000,
+]
 
 
 @pytest.mark.parametrize("value", [*HOSTILE, "alice", "\ud800 lone surrogate"])

@@ -24,6 +24,7 @@ from agentmem.migration import export_user, import_agentscope_redis, import_user
 from agentmem.testing.redis_server import RedisServer
 from tests.helpers import text_message, texts
 from tests.redis.conftest import Services
+from tests.redis_backends import drop_keys, unique_prefix
 
 
 def _message(text: str) -> dict[str, object]:
@@ -45,7 +46,9 @@ def agentscope_url() -> Iterator[str]:
         client.hset("user_memory:bob:x", "default", json.dumps([_message("bob's cake")]))
         session = {"id": "chat", "user_id": "alice", "messages": [_message("hello")]}
         client.set("session:alice:chat", json.dumps(session))
-        client.set("session:bob:x:s:1", json.dumps({"id": "s:1", "user_id": "bob:x", "messages": []}))
+        client.set(
+            "session:bob:x:s:1", json.dumps({"id": "s:1", "user_id": "bob:x", "messages": []})
+        )
         client.hset("user_state:alice:chat", mapping={"1": '{"step": 1}', "2": '{"step": 2}'})
         client.hset("user_state:bob:x:s:1", mapping={"1": '{"b": true}', "bad": "{}"})
         yield server.url
@@ -58,9 +61,7 @@ async def agentscope(agentscope_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def test_import_from_agentscope_runtime(
-    single: Services, agentscope: aioredis.Redis
-) -> None:
+async def test_import_from_agentscope_runtime(single: Services, agentscope: aioredis.Redis) -> None:
     memory, sessions, states = (
         await single.memory(),
         await single.sessions(),
@@ -134,8 +135,12 @@ async def test_import_skips_and_reports_bad_lines(single: Services) -> None:
     memory = await single.memory()
     lines = [
         "not json",
-        json.dumps({"type": "memory", "user_id": "u1", "session_id": None, "message": {"content": 5}}),
-        json.dumps({"type": "memory", "user_id": "u1", "session_id": None, "message": _message("ok")}),
+        json.dumps(
+            {"type": "memory", "user_id": "u1", "session_id": None, "message": {"content": 5}}
+        ),
+        json.dumps(
+            {"type": "memory", "user_id": "u1", "session_id": None, "message": _message("ok")}
+        ),
         "",
     ]
     report = await import_user(lines, memory=memory)
@@ -145,14 +150,10 @@ async def test_import_skips_and_reports_bad_lines(single: Services) -> None:
 
 
 def test_command_line_round_trip(agentscope_url: str, redis_url: str, tmp_path: Path) -> None:
-    from tests.redis_backends import drop_keys, unique_prefix
-
     first, second = unique_prefix(), unique_prefix()
     try:
-        status = main(
-            ["redis", "import-agentscope", "--from", agentscope_url, "--url", redis_url]
-            + ["--key-prefix", first]
-        )
+        source = ["--from", agentscope_url, "--url", redis_url, "--key-prefix", first]
+        status = main(["redis", "import-agentscope", *source])
         assert status == 1  # two entries were skipped, and said so
         exported = tmp_path / "alice.jsonl"
         common = ["--url", redis_url, "--file", str(exported)]

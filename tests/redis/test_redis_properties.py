@@ -47,7 +47,9 @@ async def _apply(services: tuple[Any, Any, Any], operation: tuple[Any, ...], ste
     memory, sessions, states = services
     name, user, *args = operation
     if name == "add_memory":
-        messages = [text_message(" ".join(words), id=f"m{step}-{i}") for i, words in enumerate(args[0])]
+        messages = [
+            text_message(" ".join(words), id=f"m{step}-{i}") for i, words in enumerate(args[0])
+        ]
         return await memory.add_memory(user, messages, args[1])
     if name == "search":
         filters = {"session_id": args[1]} if args[1] else None

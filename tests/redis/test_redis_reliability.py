@@ -137,9 +137,9 @@ async def test_two_hundred_callers_queue_on_two_connections(services: Services) 
     assert len((await sessions.get_session("u1", "busy")).messages) == 200
 
 
-async def _wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+async def _wait_for(condition: Callable[[], object], limit: float = 15.0) -> None:
     """Poll ``condition`` (plain or async) until it is true."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit
     while True:
         result = condition()
         if inspect.isawaitable(result):

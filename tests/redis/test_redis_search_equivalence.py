@@ -13,14 +13,72 @@ from agentmem import InMemoryMemoryService, MemoryService, Message
 from tests.helpers import text_message
 from tests.redis.conftest import Services
 
-WORDS = (
-    "tea coffee painting sunrise lake mountain dog cat garden piano guitar school "
-    "teacher doctor nurse hospital train station ticket holiday beach museum novel "
-    "poem recipe cake bread soup market bicycle river bridge castle forest winter "
-    "summer autumn spring birthday wedding concert football tennis marathon sister "
-    "brother mother father grandmother friend neighbour colleague office meeting "
-    "project deadline camera photo album festival lantern candle blanket sweater"
-).split()
+WORDS = [
+    "tea",
+    "coffee",
+    "painting",
+    "sunrise",
+    "lake",
+    "mountain",
+    "dog",
+    "cat",
+    "garden",
+    "piano",
+    "guitar",
+    "school",
+    "teacher",
+    "doctor",
+    "nurse",
+    "hospital",
+    "train",
+    "station",
+    "ticket",
+    "holiday",
+    "beach",
+    "museum",
+    "novel",
+    "poem",
+    "recipe",
+    "cake",
+    "bread",
+    "soup",
+    "market",
+    "bicycle",
+    "river",
+    "bridge",
+    "castle",
+    "forest",
+    "winter",
+    "summer",
+    "autumn",
+    "spring",
+    "birthday",
+    "wedding",
+    "concert",
+    "football",
+    "tennis",
+    "marathon",
+    "sister",
+    "brother",
+    "mother",
+    "father",
+    "grandmother",
+    "friend",
+    "neighbour",
+    "colleague",
+    "office",
+    "meeting",
+    "project",
+    "deadline",
+    "camera",
+    "photo",
+    "album",
+    "festival",
+    "lantern",
+    "candle",
+    "blanket",
+    "sweater",
+]
 
 
 def _corpus(seed: int, batches_count: int = 40) -> list[tuple[str, list[Message]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,8 @@ __all__ = ["RedisMemoryService"]
 #   order   zset    doc id scored by itself: chronological pages by rank
 #   session zset    "<session>:<position, 12 digits>:<doc id>", all scores 0: a session's
 #                   memories in order, found by lexical range; pages and neighbours by rank
-#   terms   hash    term -> postings "<doc id>:<count>," in doc id order
+#   terms   hash    term -> postings in doc id order, 12 hex digits each: 8 of the doc
+#                   id, 4 of the term's count (fixed width, so a reader can bisect)
 #   vectors hash    doc id -> base64 of the packed unit vector (semantic search only)
 # <session> is the encoded session id, which never contains ":".
 _KEY_KINDS = ("meta", "docs", "info", "order", "session", "terms", "vectors")
@@ -82,14 +83,15 @@ local function remove_docs(ids)
       for term in string.gmatch(held, '%S+') do
         local set = gone[term]
         if not set then set = {}; gone[term] = set end
-        set[ids[i]] = true
+        set[string.format('%08x', tonumber(ids[i]))] = true
       end
     end
   end
   for term, set in pairs(gone) do
-    local kept = {}
-    for id, tf in string.gmatch(redis.call('HGET', terms, term) or '', '(%d+):(%d+),') do
-      if not set[id] then kept[#kept + 1] = id .. ':' .. tf .. ',' end
+    local kept, postings = {}, redis.call('HGET', terms, term) or ''
+    for at = 1, #postings, 12 do
+      local posting = string.sub(postings, at, at + 11)
+      if not set[string.sub(posting, 1, 8)] then kept[#kept + 1] = posting end
     end
     if #kept == 0 then
       redis.call('HDEL', terms, term)
@@ -138,7 +140,7 @@ for i = 0, n - 1 do
     held[#held + 1] = term
     local postings = added[term]
     if not postings then postings = {}; added[term] = postings end
-    postings[#postings + 1] = id .. ':' .. ARGV[at + 1] .. ','
+    postings[#postings + 1] = string.format('%08x%04x', first + i, tonumber(ARGV[at + 1]))
     at = at + 2
   end
   redis.call('HSET', docs, id, message)
@@ -254,13 +256,47 @@ def _decode_message(doc_id: int | str, raw: bytes | str) -> Message:
         ) from exc
 
 
-def _decode_postings(raw: bytes | str) -> dict[int, int]:
-    found: dict[int, int] = {}
-    for entry in text(raw).split(","):
-        if entry:
-            doc_id, _, count = entry.partition(":")
-            found[int(doc_id)] = int(count)
-    return found
+_POSTING_WIDTH = 12
+_MAX_TERM_COUNT = 0xFFFF
+
+
+class _Postings(Mapping[int, int]):
+    """One term's postings as stored: fixed-width hex, ascending doc ids.
+
+    Decoded lazily: the ranking reads only the length and a few lookups of a common
+    term's postings, so those cost O(log n) each instead of decoding every posting.
+    """
+
+    def __init__(self, raw: str) -> None:
+        if len(raw) % _POSTING_WIDTH:
+            raise ValueError("postings of the wrong length")
+        self._raw = raw
+        self._size = len(raw) // _POSTING_WIDTH
+
+    def _doc_id(self, index: int) -> int:
+        start = index * _POSTING_WIDTH
+        return int(self._raw[start : start + 8], 16)
+
+    def __getitem__(self, doc_id: object) -> int:
+        if not isinstance(doc_id, int):
+            raise KeyError(doc_id)
+        low, high = 0, self._size
+        while low < high:
+            middle = (low + high) // 2
+            if self._doc_id(middle) < doc_id:
+                low = middle + 1
+            else:
+                high = middle
+        if low < self._size and self._doc_id(low) == doc_id:
+            start = low * _POSTING_WIDTH + 8
+            return int(self._raw[start : start + 4], 16)
+        raise KeyError(doc_id)
+
+    def __iter__(self) -> Iterator[int]:
+        return (self._doc_id(index) for index in range(self._size))
+
+    def __len__(self) -> int:
+        return self._size
 
 
 class _UserIndexView:
@@ -290,7 +326,7 @@ class _UserIndexView:
             if len(raw) == 2:
                 return {}
             return {
-                term: _decode_postings(value)
+                term: _Postings(text(value))
                 for term, value in zip(terms, raw[2:], strict=True)
                 if value
             }
@@ -453,7 +489,8 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             tail = json.dumps([now, session, message.metadata], ensure_ascii=False)
             args += [message.model_dump_json(), tail, sum(counts.values()), vector, len(counts)]
             for term, count in counts.items():
-                args += [term, count]
+                # A term is counted at most 65,535 times per memory (4 hex digits).
+                args += [term, min(count, _MAX_TERM_COUNT)]
         await self.run_script("add memories", "add", self._keys(user_id), args)
 
     @override

@@ -1,0 +1,248 @@
+"""Figures of the Redis backends on a throwaway local Redis: ``python benchmarks/redis_bench.py``.
+
+Prints, next to each goal:
+
+- append cost per call at a history of 100 and of 4,000 messages (``add_memory`` and
+  ``append_message`` of one message to one session), and their ratio;
+- search p50 at 10,000 and 100,000 memories of one user;
+- ``list_memory`` page p50 at 10,000 memories;
+- throughput of 50 concurrent writers against a bare redis-py ``RPUSH`` loop of the
+  same payload, in the same run;
+- Redis memory per stored message against the message's JSON size.
+
+``--quick`` uses smaller sizes (search at 10,000 and 20,000) for a fast smoke run.
+Memories are synthetic chat turns: 8 to 24 words drawn from a Zipf-distributed
+vocabulary of 20,000 made-up words; queries are 3 content words (vocabulary ranks 50 to
+5,000), like the names and things a user asks about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from agentmem import Message, RedisMemoryService, RedisSessionHistoryService, Session, TextContent
+from agentmem.testing.redis_server import RedisServer
+
+SYLLABLES = "ka lo mi ne ru sa te vo zi pa do ge hu ji be fo".split()
+
+
+def _vocabulary(size: int, rng: random.Random) -> list[str]:
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return sorted(words, key=lambda _: rng.random())
+
+
+class Corpus:
+    """Deterministic synthetic chat turns and queries."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.words = _vocabulary(20_000, self.rng)
+        # Zipf weights: the word of rank r is drawn with probability ~ 1 / r.
+        self.weights = [1.0 / (rank + 1) for rank in range(len(self.words))]
+
+    def message(self) -> Message:
+        count = self.rng.randint(8, 24)
+        text = " ".join(self.rng.choices(self.words, self.weights, k=count))
+        return Message(role="user", content=[TextContent(text=text)])
+
+    def messages(self, count: int) -> list[Message]:
+        return [self.message() for _ in range(count)]
+
+    def query(self) -> str:
+        return " ".join(self.rng.choice(self.words[50:5000]) for _ in range(3))
+
+
+async def _fill(memory: RedisMemoryService, corpus: Corpus, user: str, count: int) -> None:
+    for start in range(0, count, 200):
+        await memory.add_memory(user, corpus.messages(min(200, count - start)), f"s{start // 2000}")
+
+
+async def _per_call_ms(call: Callable[[], Awaitable[Any]], repeats: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeats):
+        await call()
+    return (time.perf_counter() - started) * 1000 / repeats
+
+
+async def _p50_ms(call: Callable[[], Awaitable[Any]], repeats: int) -> float:
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await call()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def _line(name: str, value: str, goal: str) -> None:
+    print(f"{name:<58} {value:>14}   goal {goal}")
+
+
+async def _append(url: str, corpus: Corpus) -> None:
+    memory = RedisMemoryService(url, key_prefix="bench-append", ttl_seconds=None)
+    sessions = RedisSessionHistoryService(url, key_prefix="bench-append", ttl_seconds=None)
+    async with memory, sessions:
+        results: dict[str, list[float]] = {"add_memory": [], "append_message": []}
+        for history in (100, 4000):
+            user = f"append-{history}"
+            session = Session(id="s", user_id=user)
+            for start in range(0, history, 200):
+                batch = corpus.messages(min(200, history - start))
+                await memory.add_memory(user, batch, "s")
+                await sessions.append_message(session.model_copy(), batch)
+            pending = corpus.messages(300)
+            results["add_memory"].append(
+                await _per_call_ms(lambda: memory.add_memory(user, [pending.pop()], "s"), 150)
+            )
+            results["append_message"].append(
+                await _per_call_ms(
+                    lambda: sessions.append_message(session.model_copy(), pending.pop()), 150
+                )
+            )
+        for name, (small, large) in results.items():
+            _line(f"{name} per call at history 100", f"{small:.3f} ms", "<= 0.5 ms")
+            _line(f"{name} per call at history 4,000", f"{large:.3f} ms", "<= 0.5 ms")
+            _line(f"{name} ratio 4,000 / 100", f"{large / small:.2f}", "<= 1.3")
+        await memory.delete_memory("append-100")
+        await memory.delete_memory("append-4000")
+
+
+async def _search_and_list(url: str, corpus: Corpus, sizes: tuple[int, int]) -> None:
+    memory = RedisMemoryService(url, key_prefix="bench-search", ttl_seconds=None)
+    async with memory:
+        filled = 0
+        for size, goal in zip(sizes, ("<= 3 ms", "<= 10 ms"), strict=True):
+            started = time.perf_counter()
+            await _fill(memory, corpus, "reader", size - filled)
+            filled = size
+            print(f"  (stored {size:,} memories in {time.perf_counter() - started:.1f} s)")
+            queries = [corpus.query() for _ in range(200)]
+            await _p50_ms(lambda: memory.search_memory_hits("reader", queries[0]), 5)
+            found = [len(await memory.search_memory("reader", q, {"top_k": 10})) for q in queries]
+            p50 = await _p50_ms(
+                lambda: memory.search_memory_hits("reader", queries.pop(), {"top_k": 10}), 150
+            )
+            _line(
+                f"search p50 at {size:,} memories (avg {statistics.mean(found):.1f} hits)",
+                f"{p50:.2f} ms",
+                goal,
+            )
+            if size == sizes[0]:
+                pages = size // 10
+
+                async def one_page() -> None:
+                    page = corpus.rng.randint(1, pages)
+                    await memory.list_memory("reader", {"page_num": page, "page_size": 10})
+
+                p50 = await _p50_ms(one_page, 300)
+                _line(
+                    f"list_memory page p50 at {size:,} (random page of 10)",
+                    f"{p50:.3f} ms",
+                    "<= 2 ms",
+                )
+        await memory.delete_memory("reader")
+
+
+async def _throughput(url: str, corpus: Corpus, writes: int) -> None:
+    payloads = [message.model_dump_json() for message in corpus.messages(writes)]
+    messages = [Message.model_validate_json(payload) for payload in payloads]
+    writers = 50
+    bare = aioredis.Redis.from_url(url, max_connections=writers)
+    sessions = RedisSessionHistoryService(
+        url, key_prefix="bench-throughput", ttl_seconds=None, max_connections=writers
+    )
+    memory = RedisMemoryService(
+        url, key_prefix="bench-throughput", ttl_seconds=None, max_connections=writers
+    )
+
+    async def run(write: Callable[[int], Awaitable[Any]]) -> float:
+        async def writer(first: int) -> None:
+            for index in range(first, writes, writers):
+                await write(index)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(first) for first in range(writers)))
+        return writes / (time.perf_counter() - started)
+
+    async with sessions, memory:
+        baseline = await run(lambda i: bare.rpush(f"bench-bare:{i % writers}", payloads[i]))
+        appends = await run(
+            lambda i: sessions.append_message(
+                Session(id=f"s{i % writers}", user_id="w"), messages[i]
+            )
+        )
+        adds = await run(lambda i: memory.add_memory("w", [messages[i]], f"s{i % writers}"))
+        _line("bare redis-py RPUSH, 50 writers", f"{baseline:,.0f} /s", "(baseline)")
+        _line("append_message, 50 writers", f"{appends:,.0f} /s", ">= 50% of baseline")
+        _line("  ratio to baseline", f"{appends / baseline:.0%}", ">= 50%")
+        _line("add_memory (indexed), 50 writers", f"{adds:,.0f} /s", "")
+        _line("  ratio to baseline", f"{adds / baseline:.0%}", "")
+        await memory.delete_memory("w")
+        for index in range(writers):
+            await sessions.delete_session("w", f"s{index}")
+    await bare.delete(*(f"bench-bare:{i}" for i in range(writers)))
+    await bare.aclose()
+
+
+async def _memory_use(url: str, corpus: Corpus, count: int) -> None:
+    client = aioredis.Redis.from_url(url)
+    messages = corpus.messages(count)
+    json_bytes = sum(len(message.model_dump_json().encode()) for message in messages)
+    memory = RedisMemoryService(url, key_prefix="bench-size", ttl_seconds=None)
+    sessions = RedisSessionHistoryService(url, key_prefix="bench-size", ttl_seconds=None)
+
+    async def used() -> int:
+        info = await client.info("memory")
+        return int(info["used_memory"])
+
+    async with memory, sessions:
+        before = await used()
+        for start in range(0, count, 200):
+            await memory.add_memory("size", messages[start : start + 200], f"s{start // 2000}")
+        after_memory = await used()
+        session = Session(id="s", user_id="size")
+        for start in range(0, count, 200):
+            await sessions.append_message(session.model_copy(), messages[start : start + 200])
+        after_sessions = await used()
+        average = json_bytes / count
+        print(f"  (message JSON: {average:.0f} bytes on average)")
+        _line(
+            "memory service: Redis bytes per message / JSON size",
+            f"{(after_memory - before) / json_bytes:.2f}x",
+            "<= 2x",
+        )
+        _line(
+            "session history: Redis bytes per message / JSON size",
+            f"{(after_sessions - after_memory) / json_bytes:.2f}x",
+            "<= 2x",
+        )
+        await memory.delete_memory("size")
+        await sessions.delete_session("size", "s")
+    await client.aclose()
+
+
+async def main(quick: bool) -> None:
+    corpus = Corpus()
+    with RedisServer() as server:
+        async with aioredis.Redis.from_url(server.url) as client:
+            info = await client.info("server")
+        print(f"Redis {info['redis_version']} on {server.url}, quick={quick}\n")
+        await _append(server.url, corpus)
+        await _search_and_list(server.url, corpus, (10_000, 20_000) if quick else (10_000, 100_000))
+        await _throughput(server.url, corpus, 5_000 if quick else 20_000)
+        await _memory_use(server.url, corpus, 5_000 if quick else 20_000)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    asyncio.run(main(parser.parse_args().quick))
