@@ -1,15 +1,17 @@
 # The two commands of the README, on a fresh machine with Python 3.11 and pip:
 #   make docs   install everything into .venv, then build the executed documentation
-#   make test   install everything into .venv, then ruff, mypy and the whole test suite
+#   make test   install everything into .venv, then ruff, mypy and the whole test suite,
+#               and the ReMe tests in .venv-reme (ReMe's pins clash with the other extras)
 # VENV=/path/to/venv uses another virtual environment.
 
 VENV ?= .venv
+REME_VENV ?= .venv-reme
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := $(VENV)/bin
 # Reinstall when the dependencies change.
 STAMP := $(VENV)/.agentmem-installed
 
-.PHONY: install docs test lint typecheck pytest clean
+.PHONY: install docs test lint typecheck pytest test-reme clean
 
 install: $(STAMP)
 
@@ -34,7 +36,17 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+$(REME_VENV)/.agentmem-installed: pyproject.toml
+	test -x $(REME_VENV)/bin/python || $(PYTHON) -m venv $(REME_VENV)
+	$(REME_VENV)/bin/python -m pip install --upgrade pip
+	$(REME_VENV)/bin/python -m pip install -e ".[reme]" "pytest>=8" "pytest-asyncio>=0.23"
+	touch $@
+
+# The root conftest loads the notebook plugin, which this environment does not need.
+test-reme: $(REME_VENV)/.agentmem-installed
+	$(REME_VENV)/bin/pytest --noconftest -p no:cacheprovider tests/hosted/test_reme.py
+
+test: lint typecheck pytest test-reme
 
 clean:
 	rm -rf _build

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentmem import Message, MemoryService, TextContent
+from agentmem import MemoryService, Message, TextContent
 
 
 def text_message(text: str, role: str = "user", **fields: object) -> Message:

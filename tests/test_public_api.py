@@ -41,46 +41,6 @@ DOCUMENTED_IMPORTS = [
     ("agentmem.adapters.agentscope.long_term_memory", "AgentScopeLongTermMemory"),
 ]
 
-#: Documented imports of backends agentmem does not ship yet, and why. Remove an entry
-#: once its import works (it then shows as XPASS in the test summary).
-PENDING_IMPORTS = {
-    ("agentmem.services.memory", "RedisMemoryService"): "Redis backend not shipped yet",
-    ("agentmem.services.redis_memory_service", "RedisMemoryService"): (
-        "the services.md table's path; agentmem's module is "
-        "agentmem.services.memory.redis_memory_service"
-    ),
-    ("agentmem.services.memory", "TablestoreMemoryService"): "Tablestore backend not shipped yet",
-    ("agentmem.services.memory", "Mem0MemoryService"): "mem0 backend not shipped yet",
-    ("agentmem.services.memory", "ReMePersonalMemoryService"): "ReMe backend not shipped yet",
-    ("agentmem.services.memory", "ReMeTaskMemoryService"): "ReMe backend not shipped yet",
-    ("agentmem.services.session_history", "TablestoreSessionHistoryService"): (
-        "Tablestore backend not shipped yet"
-    ),
-    ("agentmem.services.sandbox_service", "SandboxService"): "sandbox service not shipped yet",
-    ("agentmem.services.utils.tablestore_service_utils", "create_tablestore_client"): (
-        "Tablestore backend not shipped yet"
-    ),
-    ("agentmem.services.tablestore_memory_service", "SearchStrategy"): (
-        "Tablestore backend not shipped yet"
-    ),
-    ("agentmem.adapters.agentscope.long_term_memory", "AgentScopeLongTermMemory"): (
-        "AgentScope adapter not shipped yet"
-    ),
-}
-
-#: Names of ``agentmem`` that come from a backend not shipped yet (see PENDING_IMPORTS).
-PENDING_TOP_LEVEL = {
-    "RedisMemoryService": "Redis backend not shipped yet",
-    "RedisSessionHistoryService": "Redis backend not shipped yet",
-    "RedisStateService": "Redis backend not shipped yet",
-    "SandboxService": "sandbox service not shipped yet",
-}
-
-
-def _param(key: tuple[str, str], pending: dict[tuple[str, str], str]) -> object:
-    marks = [pytest.mark.xfail(reason=pending[key], strict=False)] if key in pending else []
-    return pytest.param(*key, marks=marks, id=f"{key[0]}:{key[1]}")
-
 
 def _is_public_module(module: object) -> bool:
     """Whether ``module`` names a public agentmem module (no part starting with "_")."""
@@ -109,15 +69,7 @@ def test_all_is_complete() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(
-            name,
-            marks=[pytest.mark.xfail(reason=PENDING_TOP_LEVEL[name], strict=False)]
-            if name in PENDING_TOP_LEVEL
-            else [],
-        )
-        for name in agentmem.__all__
-    ],
+    [name for name in agentmem.__all__],
 )
 def test_every_exported_name_resolves(name: str) -> None:
     assert getattr(agentmem, name) is not None
@@ -129,7 +81,7 @@ def test_unknown_attribute_raises_attribute_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "name"), [_param(key, PENDING_IMPORTS) for key in DOCUMENTED_IMPORTS]
+    ("module", "name"), [pytest.param(*key, id=f"{key[0]}:{key[1]}") for key in DOCUMENTED_IMPORTS]
 )
 def test_documented_import_path_works(module: str, name: str) -> None:
     assert getattr(importlib.import_module(module), name) is not None

@@ -7,13 +7,8 @@ document's code cells run in order in one namespace, with top-level ``await``, t
 change being the import prefix (``agentscope_runtime.engine.`` and
 ``agentscope_runtime.`` become ``agentmem.``). Each cell is then one test.
 
-Every cell must pass, except:
-
-- :data:`NAME_ERRORS`: cells that use a name the documents never define; they must fail
-  with exactly that ``NameError``.
-- :data:`PENDING`: cells needing a backend that agentmem does not ship yet; they are
-  expected failures, and one that passes is reported as XPASS so it can be removed from
-  the set.
+Every cell must pass, except those of :data:`NAME_ERRORS`, which use a name the
+documents never define; they must fail with exactly that ``NameError``.
 """
 
 from __future__ import annotations
@@ -40,23 +35,6 @@ NAME_ERRORS: dict[tuple[str, str], str] = {
     ("services.md", "Deleting Sessions"): "user_id",
     # ``session_id`` would come from "Deleting Sessions", which fails before defining it.
     ("services.md", "Deleting Memory"): "session_id",
-}
-
-#: Cells that need a backend agentmem does not ship yet, and why. Remove an entry once
-#: its cell passes (it then shows as XPASS in the test summary).
-PENDING: dict[tuple[str, str], str] = {
-    ("services.md", "SandboxService / Service Overview"): (
-        "needs agentmem.services.sandbox_service.SandboxService"
-    ),
-    ("memory_service.md", "Using the Adapter in AgentScope"): (
-        "needs the AgentScope adapter agentmem.adapters.agentscope.long_term_memory"
-    ),
-    ("memory_service.md", "Example: Switch to Redis"): (
-        "needs RedisMemoryService and the AgentScope adapter"
-    ),
-    ("memory_service.md", "Example: Switch to Tablestore"): (
-        "needs the tablestore SDK, TablestoreMemoryService and the AgentScope adapter"
-    ),
 }
 
 _PREFIX = re.compile(r"\bagentscope_runtime\.(?:engine\.)?")
@@ -129,12 +107,7 @@ def _params() -> list[object]:
         return [pytest.param(None, marks=pytest.mark.skip(reason=_SKIP_REASON), id="no-spec")]
     params: list[object] = []
     for cell in CELLS:
-        marks = []
-        if cell.key in PENDING:
-            marks.append(pytest.mark.xfail(reason=PENDING[cell.key], strict=False))
-        params.append(
-            pytest.param(cell, marks=marks, id=f"{cell.document}:{cell.index}:{cell.label}")
-        )
+        params.append(pytest.param(cell, id=f"{cell.document}:{cell.index}:{cell.label}"))
     return params
 
 
@@ -173,7 +146,6 @@ def test_the_documents_have_the_expected_cells() -> None:
     assert len(CELLS) == TOTAL_CELLS
     labels = {cell.key for cell in CELLS}
     assert set(NAME_ERRORS) <= labels
-    assert set(PENDING) <= labels
 
 
 @pytest.mark.parametrize("cell", _params())

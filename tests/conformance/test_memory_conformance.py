@@ -103,7 +103,9 @@ async def test_search_ranks_by_relevance(memory_service: MemoryService) -> None:
             text_message("Completely unrelated words here"),
         ],
     )
-    found = texts(await memory_service.search_memory("u1", "where does my dog Rex play in the park"))
+    found = texts(
+        await memory_service.search_memory("u1", "where does my dog Rex play in the park")
+    )
     assert found[0] == "My dog Rex loves the park and my dog sleeps a lot"
     assert "Completely unrelated words here" not in found
     assert set(found[1:]) == {"The dog barked at the mailman", "We visited the park yesterday"}
@@ -203,9 +205,7 @@ async def test_search_min_score(memory_service: MemoryService) -> None:
     "filters",
     [{"top_k": 0}, {"top_k": "5"}, {"top_k": True}, {"topk": 5}, {"session_id": 3}, "top_k=5"],
 )
-async def test_invalid_search_filters_raise(
-    memory_service: MemoryService, filters: object
-) -> None:
+async def test_invalid_search_filters_raise(memory_service: MemoryService, filters: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         await memory_service.search_memory("u1", "tea", filters)  # type: ignore[arg-type]
 

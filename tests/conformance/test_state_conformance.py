@@ -55,7 +55,9 @@ async def test_saved_state_is_a_copy(state_service: StateService) -> None:
     assert await state_service.export_state("u1") == {"items": [1, 2], "nested": {"k": "v"}}
 
 
-@pytest.mark.parametrize("bad_state", [["list"], "text", None, {"f": object()}, {"n": float("nan")}])
+@pytest.mark.parametrize(
+    "bad_state", [["list"], "text", None, {"f": object()}, {"n": float("nan")}]
+)
 async def test_bad_state_is_rejected_and_nothing_stored(
     state_service: StateService, bad_state: object
 ) -> None:
@@ -80,9 +82,7 @@ async def test_concurrent_saves_get_distinct_rounds(state_service: StateService)
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_IDS)
-async def test_hostile_ids_never_see_other_users(
-    state_service: StateService, hostile: str
-) -> None:
+async def test_hostile_ids_never_see_other_users(state_service: StateService, hostile: str) -> None:
     await state_service.save_state("alice", {"secret": 1}, session_id="s")
     assert await state_service.export_state(hostile, session_id="s") is None
     await state_service.save_state(hostile, {"mine": 1}, session_id=hostile)

@@ -81,8 +81,10 @@ class MemoryService(ServiceWithLifecycleManager):
 
         ``filters``: ``top_k`` (default 100), ``session_id``, ``start_time``/``end_time``
         (datetime or Unix seconds, inclusive), ``metadata`` (key/values a memory's
-        metadata must hold) and ``min_score``. A memory is returned only if it shares a
-        term with the query; equal scores put the newer memory first.
+        metadata must hold) and ``min_score``. With the default lexical search a memory
+        is returned only if it shares a term with the query; a backend given an
+        embedder also returns memories close in meaning. Equal scores put the newer
+        memory first.
         """
 
     async def search_memory(
