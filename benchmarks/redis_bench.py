@@ -23,7 +23,7 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from agentmem import Message, RedisMemoryService, RedisSessionHistoryService, Session, TextContent
 from agentmem.testing.redis_server import RedisServer
 
-SYLLABLES = "ka lo mi ne ru sa te vo zi pa do ge hu ji be fo".split()
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pa", "do", "ge", "hu", "ji"]
 
 
 def _vocabulary(size: int, rng: random.Random) -> list[str]:
@@ -92,6 +92,10 @@ async def _append(url: str, corpus: Corpus) -> None:
     sessions = RedisSessionHistoryService(url, key_prefix="bench-append", ttl_seconds=None)
     async with memory, sessions:
         results: dict[str, list[float]] = {"add_memory": [], "append_message": []}
+        # Warm up connections, loaded scripts and the stemmer's cache before measuring.
+        for message in corpus.messages(100):
+            await memory.add_memory("append-warm-up", [message], "s")
+            await sessions.append_message(Session(id="s", user_id="append-warm-up"), message)
         for history in (100, 4000):
             user = f"append-{history}"
             session = Session(id="s", user_id=user)
@@ -99,21 +103,25 @@ async def _append(url: str, corpus: Corpus) -> None:
                 batch = corpus.messages(min(200, history - start))
                 await memory.add_memory(user, batch, "s")
                 await sessions.append_message(session.model_copy(), batch)
-            pending = corpus.messages(300)
-            results["add_memory"].append(
-                await _per_call_ms(lambda: memory.add_memory(user, [pending.pop()], "s"), 150)
-            )
-            results["append_message"].append(
-                await _per_call_ms(
-                    lambda: sessions.append_message(session.model_copy(), pending.pop()), 150
-                )
-            )
+            pending = iter(corpus.messages(300))
+
+            async def add(user: str = user, pending: Iterator[Message] = pending) -> None:
+                await memory.add_memory(user, [next(pending)], "s")
+
+            async def append(
+                session: Session = session, pending: Iterator[Message] = pending
+            ) -> None:
+                await sessions.append_message(session.model_copy(), next(pending))
+
+            results["add_memory"].append(await _per_call_ms(add, 150))
+            results["append_message"].append(await _per_call_ms(append, 150))
         for name, (small, large) in results.items():
             _line(f"{name} per call at history 100", f"{small:.3f} ms", "<= 0.5 ms")
             _line(f"{name} per call at history 4,000", f"{large:.3f} ms", "<= 0.5 ms")
             _line(f"{name} ratio 4,000 / 100", f"{large / small:.2f}", "<= 1.3")
-        await memory.delete_memory("append-100")
-        await memory.delete_memory("append-4000")
+        for user in ("append-warm-up", "append-100", "append-4000"):
+            await memory.delete_memory(user)
+            await sessions.delete_session(user, "s")
 
 
 async def _search_and_list(url: str, corpus: Corpus, sizes: tuple[int, int]) -> None:
@@ -126,20 +134,21 @@ async def _search_and_list(url: str, corpus: Corpus, sizes: tuple[int, int]) -> 
             filled = size
             print(f"  (stored {size:,} memories in {time.perf_counter() - started:.1f} s)")
             queries = [corpus.query() for _ in range(200)]
-            await _p50_ms(lambda: memory.search_memory_hits("reader", queries[0]), 5)
             found = [len(await memory.search_memory("reader", q, {"top_k": 10})) for q in queries]
-            p50 = await _p50_ms(
-                lambda: memory.search_memory_hits("reader", queries.pop(), {"top_k": 10}), 150
-            )
+            remaining = iter(queries)
+
+            async def search(remaining: Iterator[str] = remaining) -> None:
+                await memory.search_memory_hits("reader", next(remaining), {"top_k": 10})
+
+            p50 = await _p50_ms(search, 150)
             _line(
                 f"search p50 at {size:,} memories (avg {statistics.mean(found):.1f} hits)",
                 f"{p50:.2f} ms",
                 goal,
             )
             if size == sizes[0]:
-                pages = size // 10
 
-                async def one_page() -> None:
+                async def one_page(pages: int = size // 10) -> None:
                     page = corpus.rng.randint(1, pages)
                     await memory.list_memory("reader", {"page_num": page, "page_size": 10})
 

@@ -41,5 +41,5 @@ async def _in_memory_state(request: pytest.FixtureRequest) -> StateService:
 MEMORY_BACKENDS: dict[str, MemoryFactory] = {"in_memory": _in_memory_memory}
 SESSION_HISTORY_BACKENDS: dict[str, SessionHistoryFactory] = {"in_memory": _in_memory_sessions}
 STATE_BACKENDS: dict[str, StateFactory] = {"in_memory": _in_memory_state}
-import tests.hosted_backends  # noqa: E402, F401 - adds the hosted backends to the tables
-import tests.redis_backends  # noqa: E402, F401 - adds redis and redis_cluster to the tables
+# These modules add their backends to the tables above, so they are imported after them.
+from tests import hosted_backends, redis_backends  # noqa: E402, F401

@@ -78,7 +78,7 @@ def _factory(service_class: str, url_fixture: str) -> Callable[..., Any]:
             StateServiceFactory,
         )
 
-        factory = {
+        factory: Any = {
             "memory": MemoryServiceFactory,
             "session_history": SessionHistoryServiceFactory,
             "state": StateServiceFactory,

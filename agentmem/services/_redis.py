@@ -119,9 +119,10 @@ class RedisKeys:
             raise ValueError(f"key_prefix must not contain braces, got {prefix!r}")
         self.prefix = prefix
 
-    def user(self, user_id: str, *parts: str) -> str:
-        """The key ``parts`` of ``user_id``, in the user's cluster slot."""
-        return ":".join((self.prefix, "{" + encode_id(user_id) + "}", *parts))
+    def user(self, user_id: str, *names: str) -> list[str]:
+        """The keys ``names`` (such as ``"mem:docs"``) of ``user_id``, in its cluster slot."""
+        start = f"{self.prefix}:{{{encode_id(user_id)}}}:"
+        return [start + name for name in names]
 
 
 def _check_positive(value: object, name: str, *, optional: bool) -> int | None:
@@ -155,7 +156,7 @@ class RedisServiceBase(ServiceWithLifecycleManager):
     :class:`CorruptDataError`).
     """
 
-    #: Lua sources of the subclass's scripts by name; registered on ``start()``.
+    #: Lua sources of the subclass's scripts by name; loaded into Redis on first use.
     scripts: Mapping[str, str] = {}
 
     def __init__(
@@ -198,9 +199,12 @@ class RedisServiceBase(ServiceWithLifecycleManager):
             name: hashlib.sha1(source.encode("utf-8")).hexdigest()
             for name, source in self.scripts.items()
         }
+        self._cluster_ready = False
+        self._new_synchronisation()
+
+    def _new_synchronisation(self) -> None:
         self._slots = asyncio.Semaphore(self._max_connections)
         self._script_loading = asyncio.Lock()
-        self._cluster_ready = False
         self._cluster_initializing = asyncio.Lock()
 
     @property
@@ -235,6 +239,9 @@ class RedisServiceBase(ServiceWithLifecycleManager):
         as it is up.
         """
         if self._client is None:
+            # Fresh synchronisation objects, so a service stopped in one event loop can be
+            # started in another.
+            self._new_synchronisation()
             self._client = self._borrowed if self._borrowed is not None else self._build_client()
 
     async def stop(self) -> None:
@@ -290,8 +297,8 @@ class RedisServiceBase(ServiceWithLifecycleManager):
         """Run the script ``name`` of :attr:`scripts` atomically on ``keys`` (one slot).
 
         Scripts are called by SHA; when Redis does not know them (first use, or a server
-        restarted empty) one caller loads them all while the others wait, then each
-        retries once.
+        restarted empty) one caller loads them all while the others wait. A script that
+        Redis did not know did not run, so running it again is safe.
         """
         sha = self._script_shas[name]
         async with self.redis(action) as client:
@@ -299,6 +306,9 @@ class RedisServiceBase(ServiceWithLifecycleManager):
                 return await client.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:
                 async with self._script_loading:
-                    for source in self.scripts.values():
-                        await client.script_load(source)
+                    try:
+                        return await client.evalsha(sha, len(keys), *keys, *args)
+                    except NoScriptError:
+                        for source in self.scripts.values():
+                            await client.script_load(source)
                 return await client.evalsha(sha, len(keys), *keys, *args)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from agentmem import RedisMemoryService, RedisSessionHistoryService, RedisStateService
 from agentmem.services._redis import RedisServiceBase
 from tests.redis_backends import drop_keys, unique_prefix
+
+S = TypeVar("S", bound=RedisServiceBase)
 
 
 def raw_client(url: str) -> Any:
@@ -29,22 +31,21 @@ class Services:
         self.raw = raw_client(url)
         self._started: list[RedisServiceBase] = []
 
-    async def _start(self, service: Any) -> Any:
+    async def _start(self, service_class: type[S], options: dict[str, Any]) -> S:
+        options.setdefault("key_prefix", self.prefix)
+        service = service_class(self.url, **options)
         await service.start()
         self._started.append(service)
         return service
 
     async def memory(self, **options: Any) -> RedisMemoryService:
-        options.setdefault("key_prefix", self.prefix)
-        return await self._start(RedisMemoryService(self.url, **options))  # type: ignore[no-any-return]
+        return await self._start(RedisMemoryService, options)
 
     async def sessions(self, **options: Any) -> RedisSessionHistoryService:
-        options.setdefault("key_prefix", self.prefix)
-        return await self._start(RedisSessionHistoryService(self.url, **options))  # type: ignore[no-any-return]
+        return await self._start(RedisSessionHistoryService, options)
 
     async def states(self, **options: Any) -> RedisStateService:
-        options.setdefault("key_prefix", self.prefix)
-        return await self._start(RedisStateService(self.url, **options))  # type: ignore[no-any-return]
+        return await self._start(RedisStateService, options)
 
     async def keys(self) -> list[str]:
         """Every key under this test's prefix, decoded."""

@@ -7,7 +7,16 @@ import asyncio
 import pytest
 from redis.crc import key_slot
 
-from agentmem import Session
+from agentmem import (
+    AudioContent,
+    DataContent,
+    FileContent,
+    ImageContent,
+    Message,
+    RefusalContent,
+    Session,
+    TextContent,
+)
 from agentmem.services._redis import RedisKeys, decode_id, encode_id
 from tests.helpers import text_message, texts
 from tests.redis.conftest import Services
@@ -58,7 +67,7 @@ async def test_every_key_of_a_user_carries_its_encoded_hash_tag(
     await _write_everything(services, "alice", "s")
     keys = await services.keys()
     tags = {f"{{{encode_id(user)}}}": user for user in (hostile, "alice")}
-    owners = {}
+    owners: dict[str, set[int]] = {}
     for key in keys:
         tag = key[key.index("{") : key.index("}") + 1]
         assert key.startswith(f"{services.prefix}:{tag}:")
@@ -183,3 +192,28 @@ async def test_max_messages_per_session_trims_atomically(services: Services) -> 
     ]
     found = texts(await memory.search_memory("u1", "tea"))
     assert sorted(found) == ["m2 tea", "m3 tea", "m4 tea", "other tea"]
+
+
+async def test_every_kind_of_message_survives_compact_storage(services: Services) -> None:
+    memory = await services.memory()
+    message = Message(
+        role="assistant",
+        status="completed",
+        content=[
+            TextContent(text="tea", delta=None, index=0),
+            DataContent(data={"k": None, "n": [1, 2]}),
+            ImageContent(image_url="https://example.com/a.png"),
+            AudioContent(data="AAAA", format="wav"),
+            FileContent(filename="notes.txt", file_id=None),
+            RefusalContent(refusal="no"),
+        ],
+        metadata={"source": None},
+        usage={"tokens": 3},
+        custom_field=None,
+    )
+    await memory.add_memory("u1", [message, Message(role="user", content=[])])
+    stored = await memory.list_memory("u1")
+    assert [m.model_dump() for m in stored] == [
+        message.model_dump(),
+        Message(id=stored[1].id, role="user", content=[]).model_dump(),
+    ]

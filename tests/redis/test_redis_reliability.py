@@ -55,7 +55,7 @@ async def test_constructing_and_starting_do_not_connect() -> None:
 )
 def test_bad_options_are_rejected(options: dict[str, object]) -> None:
     with pytest.raises((ValueError, TypeError)):
-        RedisStateService("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
+        RedisStateService("redis://127.0.0.1:1/0", **options)
 
 
 async def test_use_after_stop_raises(single: Services) -> None:
@@ -86,8 +86,8 @@ async def test_an_owned_client_is_closed_by_stop(redis_url: str) -> None:
     assert client is not None
     await states.health()
     await states.stop()
-    assert client.connection_pool._in_use_connections == set()  # type: ignore[union-attr]
-    assert all(not c.is_connected for c in client.connection_pool._available_connections)  # type: ignore[union-attr]
+    assert client.connection_pool._in_use_connections == set()
+    assert all(not c.is_connected for c in client.connection_pool._available_connections)
 
 
 async def test_cluster_by_option_and_by_borrowed_client(redis_cluster_url: str) -> None:

@@ -57,12 +57,14 @@ def _sandbox_processes(marker: bytes) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def private_tmp() -> Iterator[Path]:
-    """A temp directory of this test session, where all its sandboxes live.
+    """A temp directory of the sandbox tests, where all their sandboxes live.
 
     Other test runs may use sandboxes at the same time; a directory of our own lets
-    the final check see only what these tests left behind.
+    the final check see only what these tests left behind. Package scope restores the
+    default temp directory before the rest of the suite runs, so files other tests
+    create never land here.
     """
     path = Path(tempfile.mkdtemp(prefix="agentmem-sbx-tests-"))
     path.chmod(0o711)  # sandbox uids must reach their directories inside
@@ -80,7 +82,7 @@ def private_tmp() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
     """A real ``agentmem sandbox-server`` on a free loopback port: (base_url, token)."""
     token = secrets.token_urlsafe(16)

@@ -128,10 +128,7 @@ class RedisStateService(RedisServiceBase, StateService):
     def _keys(self, user_id: str, session_id: str | None) -> list[str]:
         check_id(user_id, "user_id")
         session = encode_id(check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID)
-        return [
-            self.keys.user(user_id, "state", "rounds", session),
-            self.keys.user(user_id, "state", "states", session),
-        ]
+        return self.keys.user(user_id, f"state:rounds:{session}", f"state:states:{session}")
 
     @override
     async def save_state(

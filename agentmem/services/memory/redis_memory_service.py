@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from agentmem.services._redis import (
     LUA_HELPERS,
     RedisClient,
     RedisServiceBase,
+    decode_id,
     encode_id,
     text,
 )
@@ -48,23 +50,28 @@ __all__ = ["RedisMemoryService"]
 
 # The keys of one user, all in the user's cluster slot; every script gets all of them:
 #   meta    hash    next_id, docs (count), length (sum of lengths)
-#   docs    hash    doc id -> message JSON
-#   info    hash    doc id -> "<length>\t<session>\t<position>\t<terms>\t<JSON tail>", the
-#                   JSON tail being [created_at, session id, metadata]
+#   docs    hash    doc id -> message JSON (``_stored_json``: defaults left out)
+#   info    hash    doc id -> "<length>\t<session>\t<position>\t<terms>\t<created_at>\t
+#                   <metadata JSON, or nothing for none>"; <terms> space-separated
 #   order   zset    doc id scored by itself: chronological pages by rank
 #   session zset    "<session>:<position, 12 digits>:<doc id>", all scores 0: a session's
-#                   memories in order, found by lexical range; pages and neighbours by rank
+#                   memories in order: pages by rank, neighbours by lexical range
 #   terms   hash    term -> postings in doc id order, 12 hex digits each: 8 of the doc
-#                   id, 4 of the term's count (fixed width, so a reader can bisect)
+#                   id, 4 of the term's count (fixed width, so a reader can bisect);
+#                   "<term>\t" -> the newest postings, moved to "<term>" in chunks, so
+#                   an append rewrites at most a few KB whatever the term's frequency
 #   vectors hash    doc id -> base64 of the packed unit vector (semantic search only)
 # <session> is the encoded session id, which never contains ":".
-_KEY_KINDS = ("meta", "docs", "info", "order", "session", "terms", "vectors")
+_KEY_NAMES = tuple(
+    f"mem:{kind}" for kind in ("meta", "docs", "info", "order", "session", "terms", "vectors")
+)
 
 _PRELUDE = (
     LUA_HELPERS
     + """
 local meta, docs, info, order, sessions, terms, vectors =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local TAIL_LIMIT = 4096
 
 local function session_range(session)
   return '[' .. session .. ':', '(' .. session .. ';'
@@ -88,7 +95,10 @@ local function remove_docs(ids)
     end
   end
   for term, set in pairs(gone) do
-    local kept, postings = {}, redis.call('HGET', terms, term) or ''
+    local kept = {}
+    local postings = (redis.call('HGET', terms, term) or '') ..
+      (redis.call('HGET', terms, term .. '\t') or '')
+    redis.call('HDEL', terms, term .. '\t')
     for at = 1, #postings, 12 do
       local posting = string.sub(postings, at, at + 11)
       if not set[string.sub(posting, 1, 8)] then kept[#kept + 1] = posting end
@@ -118,7 +128,8 @@ end
 
 _SCRIPTS = {
     # ARGV: ttl, max per session (0: none), session, count, then per memory: message
-    # JSON, JSON tail, length, vector ('' if none), number of terms, term/count pairs.
+    # JSON, "<created_at>\t<metadata>", length, vector ('' if none), number of terms,
+    # term/count pairs.
     "add": _PRELUDE
     + """
 local ttl_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -153,7 +164,13 @@ for i = 0, n - 1 do
   total = total + tonumber(length)
 end
 for term, postings in pairs(added) do
-  redis.call('HSET', terms, term, (redis.call('HGET', terms, term) or '') .. table.concat(postings))
+  local recent = (redis.call('HGET', terms, term .. '\t') or '') .. table.concat(postings)
+  if #recent < TAIL_LIMIT then
+    redis.call('HSET', terms, term .. '\t', recent)
+  else
+    redis.call('HSET', terms, term, (redis.call('HGET', terms, term) or '') .. recent)
+    redis.call('HDEL', terms, term .. '\t')
+  end
 end
 redis.call('HINCRBY', meta, 'docs', n)
 redis.call('HINCRBY', meta, 'length', total)
@@ -197,21 +214,29 @@ if #ids == 0 then return {} end
 expire_keys(ttl_ms)
 return call_chunked('HMGET', docs, ids)
 """,
-    # ARGV: ttl, terms... -> {doc count, total length, postings of each term}. A search
+    # ARGV: ttl, terms... -> {doc count, total length, then the older and the newest
+    # postings of each term}. A search
     # reads the user's index, so it keeps the user's data alive like any read.
     "postings": _PRELUDE
     + """
 local stats = redis.call('HMGET', meta, 'docs', 'length')
 if not stats[1] then return {0, 0} end
 local found = {stats[1], stats[2]}
-for i = 2, #ARGV do found[#found + 1] = redis.call('HGET', terms, ARGV[i]) or '' end
+for i = 2, #ARGV do
+  found[#found + 1] = redis.call('HGET', terms, ARGV[i]) or ''
+  found[#found + 1] = redis.call('HGET', terms, ARGV[i] .. '\t') or ''
+end
 expire_keys(tonumber(ARGV[1]))
 return found
 """,
-    # ARGV: radius, doc ids... -> for each existing id: {id, info, {neighbour ids}}.
+    # ARGV: radius, doc ids... -> one string per memory (few reply elements parse
+    # faster): "<id>\n<neighbour ids, comma-separated>\n<info>" for each existing id
+    # asked for, then "<id>\n-\n<info>" for each neighbour, whose info the ranking reads
+    # next.
     "neighbours": _PRELUDE
     + """
-local radius, found = tonumber(ARGV[1]), {}
+local radius, found, asked, near_ids = tonumber(ARGV[1]), {}, {}, {}
+for i = 2, #ARGV do asked[ARGV[i]] = true end
 for i = 2, #ARGV do
   local raw = redis.call('HGET', info, ARGV[i])
   if raw then
@@ -221,26 +246,51 @@ for i = 2, #ARGV do
     local high = '(' .. session .. ':' .. string.format('%012d', position + radius + 1)
     local near = {}
     for _, id in ipairs(ids_of(redis.call('ZRANGEBYLEX', sessions, low, high))) do
-      if id ~= ARGV[i] then near[#near + 1] = id end
+      if id ~= ARGV[i] then
+        near[#near + 1] = id
+        if not asked[id] then near_ids[id] = true end
+      end
     end
-    found[#found + 1] = {ARGV[i], raw, near}
+    found[#found + 1] = ARGV[i] .. '\\n' .. table.concat(near, ',') .. '\\n' .. raw
   end
+end
+for id in pairs(near_ids) do
+  local raw = redis.call('HGET', info, id)
+  if raw then found[#found + 1] = id .. '\\n-\\n' .. raw end
 end
 return found
 """,
 }
 
 
+def _stored_json(message: Message) -> str:
+    """The stored form of a message: its JSON without the fields left at their defaults.
+
+    Reading it back with ``Message.model_validate_json`` gives an equal message. The
+    ``type`` of content parts is kept although it is a default, because it tells which
+    kind of part to rebuild. Dropping the defaults halves the size of a typical message,
+    which matters here because the index already costs about as much again.
+    """
+    data = message.model_dump(mode="json", exclude_defaults=True)
+    for part, dumped in zip(message.content or (), data.get("content") or (), strict=True):
+        dumped["type"] = part.type
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _session_id(encoded: str) -> str:
+    return decode_id(encoded)
+
+
 def _decode_info(doc_id: int, raw: bytes | str) -> DocInfo:
     try:
-        length, _, position, _, tail = text(raw).split("\t", 4)
-        created_at, session_id, metadata = json.loads(tail)
+        length, session, position, _, created_at, metadata = text(raw).split("\t", 5)
         return DocInfo(
             doc_id,
             int(length),
-            session_id,
+            _session_id(session),
             float(created_at),
-            metadata,
+            json.loads(metadata) if metadata else None,
             position=int(position),
         )
     except ValueError as exc:
@@ -325,11 +375,12 @@ class _UserIndexView:
             self._stats = CorpusStats(int(raw[0]), int(raw[1]))
             if len(raw) == 2:
                 return {}
-            return {
-                term: _Postings(text(value))
-                for term, value in zip(terms, raw[2:], strict=True)
-                if value
-            }
+            found = {}
+            for position, term in enumerate(terms):
+                older, newest = raw[2 + 2 * position], raw[3 + 2 * position]
+                if older or newest:
+                    found[term] = _Postings(text(older) + text(newest))
+            return found
         except ValueError as exc:
             raise CorruptDataError("the search index of a user cannot be decoded") from exc
 
@@ -351,10 +402,13 @@ class _UserIndexView:
             raw = await self._service.run_script(
                 "search memories", "neighbours", self._keys, [radius, *missing]
             )
-            for doc_id, info, near in raw:
-                key = int(text(doc_id))
-                self._infos.setdefault(key, _decode_info(key, info))
-                self._near[key] = [int(text(value)) for value in near]
+            for entry in raw:
+                doc_id, near, info = text(entry).split("\n", 2)
+                key = int(doc_id)
+                if key not in self._infos:
+                    self._infos[key] = _decode_info(key, info)
+                if near != "-":
+                    self._near[key] = [int(value) for value in near.split(",") if value]
         return {doc_id: self._near[doc_id] for doc_id in wanted if doc_id in self._near}
 
     async def vectors(self) -> StoredVectors:
@@ -385,9 +439,10 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
       and closed by ``stop()``.
     - ``max_connections`` (default 50): the size of the pool; callers beyond it wait for a
       connection instead of failing.
-    - ``ttl_seconds`` (default 3600, as in AgentScope Runtime; None: never): all of a
-      user's memories and index expire together, ``ttl_seconds`` after the user's last
-      write or read (listing or search).
+    - ``ttl_seconds`` (default None: never): when set, all of a user's memories and
+      index expire together, ``ttl_seconds`` after the user's last write or read
+      (listing or search). AgentScope Runtime 1.0 defaulted to 3600, which made
+      long-term memory forget after an hour; pass ``ttl_seconds=3600`` to keep that.
     - ``max_messages_per_session``: keep only the newest memories of each session; older
       ones leave the index in the same atomic step.
     - ``key_prefix`` (default ``"agentmem"``): the namespace of every key, so several
@@ -415,7 +470,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         socket_connect_timeout: float | None = 5.0,
         max_connections: int | None = 50,
         retry_on_timeout: bool = True,
-        ttl_seconds: int | None = 3600,
+        ttl_seconds: int | None = None,
         max_messages_per_session: int | None = None,
         health_check_interval: float | None = 30.0,
         socket_keepalive: bool = True,
@@ -452,7 +507,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         self._ranking = ranking or RankingParameters()
 
     def _keys(self, user_id: str) -> list[str]:
-        return [self.keys.user(user_id, "mem", kind) for kind in _KEY_KINDS]
+        return self.keys.user(user_id, *_KEY_NAMES)
 
     async def _vectors(self, messages: list[Message]) -> list[str]:
         """Base64 of each message's packed unit vector ('' without embedder or text)."""
@@ -486,8 +541,9 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         args: list[Any] = [self._ttl_ms, self._max_messages, encode_id(session), len(parsed)]
         for message, vector in zip(parsed, vectors, strict=True):
             counts = term_counts(message.searchable_text())
-            tail = json.dumps([now, session, message.metadata], ensure_ascii=False)
-            args += [message.model_dump_json(), tail, sum(counts.values()), vector, len(counts)]
+            metadata = message.metadata
+            tail = repr(now) + "\t" + ("" if metadata is None else json.dumps(metadata))
+            args += [_stored_json(message), tail, sum(counts.values()), vector, len(counts)]
             for term, count in counts.items():
                 # A term is counted at most 65,535 times per memory (4 hex digits).
                 args += [term, min(count, _MAX_TERM_COUNT)]

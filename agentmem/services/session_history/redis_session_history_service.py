@@ -177,38 +177,32 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
             )
         self._max_messages = max_messages_per_session or 0
 
-    def _keys(self, user_id: str, session_id: str | None = None) -> list[str]:
-        keys = [
-            self.keys.user(user_id, "hist", "index"),
-            self.keys.user(user_id, "hist", "deadlines"),
-            self.keys.user(user_id, "hist", "meta"),
-        ]
+    async def _run(
+        self, action: str, script: str, user_id: str, session_id: str | None, *extra: Any
+    ) -> Any:
+        """Run ``script`` with the user's keys (and the session's), the TTL and ``extra``."""
+        names = ["hist:index", "hist:deadlines", "hist:meta"]
+        args: list[Any] = [self._ttl_ms]
         if session_id is not None:
-            keys.append(self.keys.user(user_id, "hist", "messages", encode_id(session_id)))
-        return keys
+            encoded = encode_id(session_id)
+            names.append(f"hist:messages:{encoded}")
+            args.append(encoded)
+        return await self.run_script(
+            action, script, self.keys.user(user_id, *names), args + list(extra)
+        )
 
     @override
     async def create_session(self, user_id: str, session_id: str | None = None) -> Session:
         check_id(user_id, "user_id")
         session = Session(id=resolve_new_session_id(session_id), user_id=user_id)
-        await self.run_script(
-            "create session",
-            "create",
-            self._keys(user_id, session.id),
-            [self._ttl_ms, encode_id(session.id)],
-        )
+        await self._run("create session", "create", user_id, session.id)
         return session
 
     @override
     async def get_session(self, user_id: str, session_id: str) -> Session:
         check_id(user_id, "user_id")
         check_id(session_id, "session_id")
-        raw = await self.run_script(
-            "read session",
-            "get",
-            self._keys(user_id, session_id),
-            [self._ttl_ms, encode_id(session_id)],
-        )
+        raw = await self._run("read session", "get", user_id, session_id)
         messages = []
         for position, value in enumerate(raw):
             try:
@@ -224,17 +218,12 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     async def delete_session(self, user_id: str, session_id: str) -> None:
         check_id(user_id, "user_id")
         check_id(session_id, "session_id")
-        await self.run_script(
-            "delete session",
-            "delete",
-            self._keys(user_id, session_id),
-            [self._ttl_ms, encode_id(session_id)],
-        )
+        await self._run("delete session", "delete", user_id, session_id)
 
     @override
     async def list_sessions(self, user_id: str) -> list[Session]:
         check_id(user_id, "user_id")
-        raw = await self.run_script("list sessions", "list", self._keys(user_id), [self._ttl_ms])
+        raw = await self._run("list sessions", "list", user_id, None)
         return [Session(id=decode_id(text(value)), user_id=user_id) for value in raw]
 
     @override
@@ -245,15 +234,12 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     ) -> None:
         check_session(session)
         messages = to_messages(message)
-        await self.run_script(
+        await self._run(
             "append messages",
             "append",
-            self._keys(session.user_id, session.id),
-            [
-                self._ttl_ms,
-                encode_id(session.id),
-                self._max_messages,
-                *(item.model_dump_json() for item in messages),
-            ],
+            session.user_id,
+            session.id,
+            self._max_messages,
+            *(item.model_dump_json() for item in messages),
         )
         session.messages.extend(messages)
