@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -51,27 +52,55 @@ __all__ = ["RedisMemoryService"]
 # The keys of one user, all in the user's cluster slot; every script gets all of them:
 #   meta    hash    next_id, docs (count), length (sum of lengths)
 #   docs    hash    doc id -> message JSON (``_stored_json``: defaults left out)
-#   info    hash    doc id -> "<length>\t<session>\t<position>\t<terms>\t<created_at>\t
-#                   <metadata JSON, or nothing for none>"; <terms> space-separated
-#   order   zset    doc id scored by itself: chronological pages by rank
+#   order   zset    the index entry of each memory, scored by its doc id: "<doc id>\t
+#                   <length>\t<session>\t<position>\t<terms>\t<created_at>\t<metadata
+#                   JSON, or nothing for none>", <terms> space-separated; found by score,
+#                   chronological pages by rank
 #   session zset    "<session>:<position, 12 digits>:<doc id>", all scores 0: a session's
 #                   memories in order: pages by rank, neighbours by lexical range
-#   terms   hash    term -> postings in doc id order, 12 hex digits each: 8 of the doc
-#                   id, 4 of the term's count (fixed width, so a reader can bisect);
-#                   "<term>\t" -> the newest postings, moved to "<term>" in chunks, so
-#                   an append rewrites at most a few KB whatever the term's frequency
+#   terms   hash    term -> postings in doc id order, 8 base64 digits each: 5 of the doc
+#                   id (30 bits), 3 of the term's count (fixed width, so a reader can
+#                   bisect); "<term>\t" -> the newest postings, moved to "<term>" in
+#                   chunks, so an append rewrites at most a few KB whatever the term's
+#                   frequency
 #   vectors hash    doc id -> base64 of the packed unit vector (semantic search only)
-# <session> is the encoded session id, which never contains ":".
+# <session> is the encoded session id, which never contains ":". The index entry is the
+# order member rather than a hash value of its own, and postings are base64 rather than
+# hex, because every Redis entry costs some 60 bytes beside its content: together they
+# save a fifth of the memory a memory costs. Everything stays text, so a client that
+# decodes responses reads it too.
 _KEY_NAMES = tuple(
-    f"mem:{kind}" for kind in ("meta", "docs", "info", "order", "session", "terms", "vectors")
+    f"mem:{kind}" for kind in ("meta", "docs", "order", "session", "terms", "vectors")
 )
 
 _PRELUDE = (
     LUA_HELPERS
     + """
-local meta, docs, info, order, sessions, terms, vectors =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local meta, docs, order, sessions, terms, vectors =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local TAIL_LIMIT = 4096
+local MAX_DOC_ID = 2 ^ 30 - 1
+local BASE64 = {}
+for value = 0, 63 do
+  BASE64[value] = string.sub(
+    'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', value + 1, value + 1)
+end
+
+-- The last ``width`` base64 digits of ``value``, most significant first.
+local function base64_digits(value, width)
+  local digits = {}
+  for at = width, 1, -1 do
+    local digit = value % 64
+    digits[at] = BASE64[digit]
+    value = (value - digit) / 64
+  end
+  return table.concat(digits)
+end
+
+-- The index entry of a memory (its order member), or nil.
+local function entry_of(id)
+  return redis.call('ZRANGEBYSCORE', order, id, id)[1]
+end
 
 local function session_range(session)
   return '[' .. session .. ':', '(' .. session .. ';'
@@ -81,16 +110,18 @@ end
 -- entries by range); drops all of the user's keys when nothing is left.
 local function remove_docs(ids)
   if #ids == 0 then return end
-  local gone, length, count = {}, 0, 0
-  for i, raw in ipairs(call_chunked('HMGET', info, ids)) do
+  local gone, length, entries = {}, 0, {}
+  for _, id in ipairs(ids) do
+    local raw = entry_of(id)
     if raw then
-      local size, held = string.match(raw, '^(%d+)\\t[^\\t]*\\t%d+\\t([^\\t]*)\\t')
+      local size, held = string.match(raw, '^%d+\\t(%d+)\\t[^\\t]*\\t%d+\\t([^\\t]*)\\t')
       length = length + tonumber(size)
-      count = count + 1
+      entries[#entries + 1] = raw
+      local digits = base64_digits(tonumber(id), 5)
       for term in string.gmatch(held, '%S+') do
         local set = gone[term]
         if not set then set = {}; gone[term] = set end
-        set[string.format('%08x', tonumber(ids[i]))] = true
+        set[digits] = true
       end
     end
   end
@@ -99,9 +130,9 @@ local function remove_docs(ids)
     local postings = (redis.call('HGET', terms, term) or '') ..
       (redis.call('HGET', terms, term .. '\t') or '')
     redis.call('HDEL', terms, term .. '\t')
-    for at = 1, #postings, 12 do
-      local posting = string.sub(postings, at, at + 11)
-      if not set[string.sub(posting, 1, 8)] then kept[#kept + 1] = posting end
+    for at = 1, #postings, 8 do
+      local posting = string.sub(postings, at, at + 7)
+      if not set[string.sub(posting, 1, 5)] then kept[#kept + 1] = posting end
     end
     if #kept == 0 then
       redis.call('HDEL', terms, term)
@@ -110,10 +141,9 @@ local function remove_docs(ids)
     end
   end
   call_chunked('HDEL', docs, ids)
-  call_chunked('HDEL', info, ids)
   call_chunked('HDEL', vectors, ids)
-  call_chunked('ZREM', order, ids)
-  local left = redis.call('HINCRBY', meta, 'docs', -count)
+  call_chunked('ZREM', order, entries)
+  local left = redis.call('HINCRBY', meta, 'docs', -#entries)
   redis.call('HINCRBY', meta, 'length', -length)
   if left <= 0 then redis.call('DEL', unpack(KEYS)) end
 end
@@ -121,6 +151,12 @@ end
 local function ids_of(members)
   local ids = {}
   for i, member in ipairs(members) do ids[i] = string.match(member, '(%d+)$') end
+  return ids
+end
+
+local function ids_of_entries(entries)
+  local ids = {}
+  for i, entry in ipairs(entries) do ids[i] = string.match(entry, '^%d+') end
   return ids
 end
 """
@@ -138,6 +174,10 @@ local low, high = session_range(session)
 local last = redis.call('ZREVRANGEBYLEX', sessions, high, low, 'LIMIT', 0, 1)[1]
 local position = 0
 if last then position = tonumber(string.sub(last, #session + 2, #session + 13)) + 1 end
+-- Checked before anything is written: a script that fails halfway keeps its writes.
+if tonumber(redis.call('HGET', meta, 'next_id') or '0') + n > MAX_DOC_ID then
+  return redis.error_reply('doc ids of this user are exhausted (2^30 - 1 memories)')
+end
 local first = redis.call('HINCRBY', meta, 'next_id', n) - n + 1
 local added, total, at = {}, 0, 5
 for i = 0, n - 1 do
@@ -145,20 +185,19 @@ for i = 0, n - 1 do
   local message, tail, length, vector, count =
     ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], tonumber(ARGV[at + 4])
   at = at + 5
-  local held = {}
+  local held, digits = {}, base64_digits(first + i, 5)
   for _ = 1, count do
     local term = ARGV[at]
     held[#held + 1] = term
     local postings = added[term]
     if not postings then postings = {}; added[term] = postings end
-    postings[#postings + 1] = string.format('%08x%04x', first + i, tonumber(ARGV[at + 1]))
+    postings[#postings + 1] = digits .. base64_digits(tonumber(ARGV[at + 1]), 3)
     at = at + 2
   end
   redis.call('HSET', docs, id, message)
-  redis.call('HSET', info, id, table.concat(
-    {length, session, string.format('%d', position), table.concat(held, ' '), tail}, '\\t'))
   if vector ~= '' then redis.call('HSET', vectors, id, vector) end
-  redis.call('ZADD', order, first + i, id)
+  redis.call('ZADD', order, first + i, table.concat(
+    {id, length, session, string.format('%d', position), table.concat(held, ' '), tail}, '\\t'))
   redis.call('ZADD', sessions, 0, session .. ':' .. string.format('%012d', position) .. ':' .. id)
   position = position + 1
   total = total + tonumber(length)
@@ -201,7 +240,7 @@ local ttl_ms, offset, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARG
 local session = ARGV[4]
 local ids
 if session == '' then
-  ids = redis.call('ZRANGE', order, offset, offset + count - 1)
+  ids = ids_of_entries(redis.call('ZRANGE', order, offset, offset + count - 1))
 else
   local low, high = session_range(session)
   local size = redis.call('ZLEXCOUNT', sessions, low, high)
@@ -230,17 +269,17 @@ expire_keys(tonumber(ARGV[1]))
 return found
 """,
     # ARGV: radius, doc ids... -> one string per memory (few reply elements parse
-    # faster): "<id>\n<neighbour ids, comma-separated>\n<info>" for each existing id
-    # asked for, then "<id>\n-\n<info>" for each neighbour, whose info the ranking reads
-    # next.
+    # faster): "<neighbour ids, comma-separated>\n<index entry>" for each existing id
+    # asked for, then "-\n<index entry>" for each neighbour, whose entry the ranking
+    # reads next.
     "neighbours": _PRELUDE
     + """
 local radius, found, asked, near_ids = tonumber(ARGV[1]), {}, {}, {}
 for i = 2, #ARGV do asked[ARGV[i]] = true end
 for i = 2, #ARGV do
-  local raw = redis.call('HGET', info, ARGV[i])
+  local raw = entry_of(ARGV[i])
   if raw then
-    local session, position = string.match(raw, '^%d+\\t([^\\t]*)\\t(%d+)\\t')
+    local session, position = string.match(raw, '^%d+\\t%d+\\t([^\\t]*)\\t(%d+)\\t')
     position = tonumber(position)
     local low = '[' .. session .. ':' .. string.format('%012d', math.max(position - radius, 0))
     local high = '(' .. session .. ':' .. string.format('%012d', position + radius + 1)
@@ -251,13 +290,20 @@ for i = 2, #ARGV do
         if not asked[id] then near_ids[id] = true end
       end
     end
-    found[#found + 1] = ARGV[i] .. '\\n' .. table.concat(near, ',') .. '\\n' .. raw
+    found[#found + 1] = table.concat(near, ',') .. '\\n' .. raw
   end
 end
 for id in pairs(near_ids) do
-  local raw = redis.call('HGET', info, id)
-  if raw then found[#found + 1] = id .. '\\n-\\n' .. raw end
+  local raw = entry_of(id)
+  if raw then found[#found + 1] = '-\\n' .. raw end
 end
+return found
+""",
+    # ARGV: doc ids... -> the index entry of each that exists.
+    "entries": _PRELUDE
+    + """
+local found = {}
+for i = 1, #ARGV do found[#found + 1] = entry_of(ARGV[i]) end
 return found
 """,
 }
@@ -282,11 +328,13 @@ def _session_id(encoded: str) -> str:
     return decode_id(encoded)
 
 
-def _decode_info(doc_id: int, raw: bytes | str) -> DocInfo:
+def _decode_entry(raw: bytes | str) -> DocInfo:
+    """The :class:`DocInfo` in a memory's index entry (its member of the order zset)."""
+    entry = text(raw)
     try:
-        length, session, position, _, created_at, metadata = text(raw).split("\t", 5)
+        doc_id, length, session, position, _, created_at, metadata = entry.split("\t", 6)
         return DocInfo(
-            doc_id,
+            int(doc_id),
             int(length),
             _session_id(session),
             float(created_at),
@@ -294,7 +342,14 @@ def _decode_info(doc_id: int, raw: bytes | str) -> DocInfo:
             position=int(position),
         )
     except ValueError as exc:
-        raise CorruptDataError(f"the index entry of memory {doc_id} cannot be decoded") from exc
+        raise CorruptDataError(
+            f"the index entry {entry[:40]!r} of a memory cannot be decoded"
+        ) from exc
+
+
+def _ascii(value: bytes | str) -> bytes:
+    """A Redis reply holding ASCII text as bytes, whether or not the client decodes."""
+    return value if isinstance(value, bytes) else value.encode("ascii")
 
 
 def _decode_message(doc_id: int | str, raw: bytes | str) -> Message:
@@ -306,26 +361,28 @@ def _decode_message(doc_id: int | str, raw: bytes | str) -> Message:
         ) from exc
 
 
-_POSTING_WIDTH = 12
 _MAX_TERM_COUNT = 0xFFFF
+# A posting is 8 base64 digits: 6 bytes, whose first 30 bits are the doc id and last 18
+# the count. Read as a 4-byte and a 2-byte big-endian int: (id << 2 | count >> 16, count).
+_POSTING = struct.Struct(">IH")
 
 
 class _Postings(Mapping[int, int]):
-    """One term's postings as stored: fixed-width hex, ascending doc ids.
+    """One term's postings as stored: fixed-width base64, ascending doc ids.
 
-    Decoded lazily: the ranking reads only the length and a few lookups of a common
-    term's postings, so those cost O(log n) each instead of decoding every posting.
+    Unpacked lazily: the ranking reads only the length and a few lookups of a common
+    term's postings, so those cost O(log n) each instead of unpacking every posting.
     """
 
-    def __init__(self, raw: str) -> None:
-        if len(raw) % _POSTING_WIDTH:
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) % 8:
             raise ValueError("postings of the wrong length")
-        self._raw = raw
-        self._size = len(raw) // _POSTING_WIDTH
+        self._packed = base64.b64decode(raw, validate=True)
+        self._size = len(self._packed) // _POSTING.size
 
     def _doc_id(self, index: int) -> int:
-        start = index * _POSTING_WIDTH
-        return int(self._raw[start : start + 8], 16)
+        high: int = _POSTING.unpack_from(self._packed, index * _POSTING.size)[0]
+        return high >> 2
 
     def __getitem__(self, doc_id: object) -> int:
         if not isinstance(doc_id, int):
@@ -338,12 +395,12 @@ class _Postings(Mapping[int, int]):
             else:
                 high = middle
         if low < self._size and self._doc_id(low) == doc_id:
-            start = low * _POSTING_WIDTH + 8
-            return int(self._raw[start : start + 4], 16)
+            high, low_bits = _POSTING.unpack_from(self._packed, low * _POSTING.size)
+            return int((high & 3) << 16 | low_bits)
         raise KeyError(doc_id)
 
     def __iter__(self) -> Iterator[int]:
-        return (self._doc_id(index) for index in range(self._size))
+        return (high >> 2 for high, _ in _POSTING.iter_unpack(self._packed))
 
     def __len__(self) -> int:
         return self._size
@@ -379,7 +436,7 @@ class _UserIndexView:
             for position, term in enumerate(terms):
                 older, newest = raw[2 + 2 * position], raw[3 + 2 * position]
                 if older or newest:
-                    found[term] = _Postings(text(older) + text(newest))
+                    found[term] = _Postings(_ascii(older) + _ascii(newest))
             return found
         except ValueError as exc:
             raise CorruptDataError("the search index of a user cannot be decoded") from exc
@@ -388,11 +445,12 @@ class _UserIndexView:
         wanted = list(doc_ids)
         missing = [doc_id for doc_id in wanted if doc_id not in self._infos]
         if missing:
-            async with self._service.redis("search memories") as client:
-                raw = await client.hmget(self._keys[2], missing)
-            for doc_id, value in zip(missing, raw, strict=True):
-                if value is not None:
-                    self._infos[doc_id] = _decode_info(doc_id, value)
+            raw = await self._service.run_script(
+                "search memories", "entries", self._keys, missing
+            )
+            for entry in raw:
+                info = _decode_entry(entry)
+                self._infos[info.doc_id] = info
         return {doc_id: self._infos[doc_id] for doc_id in wanted if doc_id in self._infos}
 
     async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
@@ -403,19 +461,18 @@ class _UserIndexView:
                 "search memories", "neighbours", self._keys, [radius, *missing]
             )
             for entry in raw:
-                doc_id, near, info = text(entry).split("\n", 2)
-                key = int(doc_id)
-                if key not in self._infos:
-                    self._infos[key] = _decode_info(key, info)
+                near, index_entry = text(entry).split("\n", 1)
+                info = _decode_entry(index_entry)
+                self._infos.setdefault(info.doc_id, info)
                 if near != "-":
-                    self._near[key] = [int(value) for value in near.split(",") if value]
+                    self._near[info.doc_id] = [int(value) for value in near.split(",") if value]
         return {doc_id: self._near[doc_id] for doc_id in wanted if doc_id in self._near}
 
     async def vectors(self) -> StoredVectors:
         from agentmem.search.embeddings import StoredVectors, unpack_vector
 
         async with self._service.redis("search memories") as client:
-            raw = await client.hgetall(self._keys[6])
+            raw = await client.hgetall(self._keys[5])
         # Handed over as arrays, not bytes, so they are normalised exactly as the
         # in-memory backend normalises its vectors.
         pairs = sorted(
@@ -545,7 +602,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             tail = repr(now) + "\t" + ("" if metadata is None else json.dumps(metadata))
             args += [_stored_json(message), tail, sum(counts.values()), vector, len(counts)]
             for term, count in counts.items():
-                # A term is counted at most 65,535 times per memory (4 hex digits).
+                # A term is counted at most 65,535 times per memory.
                 args += [term, min(count, _MAX_TERM_COUNT)]
         await self.run_script("add memories", "add", self._keys(user_id), args)
 

@@ -453,17 +453,19 @@ class Isolation:
                 args.extend(["--ro-bind", directory, directory])
                 bound.append(directory)
             created.add(directory)
+        # The private /tmp comes before the Python directories: bwrap applies mounts in
+        # order, and an interpreter or virtualenv that lives under /tmp must stay visible.
+        tmp_size = ["--size", str(self.limits.tmp_size_bytes)] if _bwrap_supports("--size") else []
+        args += ["--dev", "/dev", "--proc", "/proc"]
+        args += ["--perms", "1777", *tmp_size, "--tmpfs", "/tmp"]
+        args += ["--perms", "1777", *tmp_size, "--tmpfs", "/dev/shm"]
+        created.update({"/tmp", "/dev", "/proc"})
         for directory in _python_paths():
             if any(directory == b or directory.startswith(b + os.sep) for b in bound):
                 continue
             ensure_parents(directory)
             args.extend(["--ro-bind", directory, directory])
             created.add(directory)
-        tmp_size = ["--size", str(self.limits.tmp_size_bytes)] if _bwrap_supports("--size") else []
-        args += ["--dev", "/dev", "--proc", "/proc"]
-        args += ["--perms", "1777", *tmp_size, "--tmpfs", "/tmp"]
-        args += ["--perms", "1777", *tmp_size, "--tmpfs", "/dev/shm"]
-        created.update({"/tmp", "/dev", "/proc"})
         for path in map(str, writable):
             ensure_parents(path)
             args.extend(["--bind", path, path])
