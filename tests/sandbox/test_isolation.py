@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import threading
 import uuid
 
 import pytest
 
 from agentmem.services.sandbox import BaseSandbox, SandboxUnavailableError
-from agentmem.services.sandbox.isolation import bubblewrap_problem
+from agentmem.services.sandbox.isolation import _python_paths, bubblewrap_problem
 from agentmem.services.sandbox_service import SandboxService
 from tests.sandbox.conftest import LIMITS, _sandbox_processes, requires_bwrap
 
@@ -33,18 +34,24 @@ async def test_bubblewrap_namespaces() -> None:
         assert info.isolation.warnings == []
         [sandbox] = await service.connect("ns")
         assert isinstance(sandbox, BaseSandbox)
-        probe = await sandbox.arun_shell_command(
-            "hostname; echo $$; ls /tmp | wc -l; touch /usr/x 2>&1; touch /etc/x 2>&1;"
-            " ls /proc | grep -c '^[0-9]'; id -u"
-        )
+        with tempfile.NamedTemporaryFile(dir="/tmp", prefix="host-only-") as host_file:
+            probe = await sandbox.arun_shell_command(
+                "hostname; echo $$; touch /usr/x 2>&1; touch /etc/x 2>&1;"
+                f" ls /proc | grep -c '^[0-9]'; id -u; ls -A /tmp; ls {host_file.name}"
+            )
         lines = probe.stdout.splitlines()
         assert lines[0] == "sandbox"
         assert int(lines[1]) < 10  # a PID namespace of its own
-        assert lines[2] == "1"  # private /tmp: only the path to the work dir
-        assert "Read-only file system" in lines[3] and "Read-only file system" in lines[4]
-        assert int(lines[5]) < 10  # sees only its own processes
+        assert "Read-only file system" in lines[2] and "Read-only file system" in lines[3]
+        assert int(lines[4]) < 10  # sees only its own processes
         if os.geteuid() == 0:
-            assert lines[6] != "0"  # root services run sandboxes as a uid of their own
+            assert lines[5] != "0"  # root services run sandboxes as a uid of their own
+        # Private /tmp: the host's files are not there, only the parents of directories
+        # bound into the sandbox (its work dir, and Python if it lives under /tmp).
+        assert "No such file" in probe.stderr
+        bound = [str(sandbox.work_dir), *_python_paths()]
+        for entry in lines[6:]:
+            assert any(path.startswith(f"/tmp/{entry}") for path in bound), entry
             assert info.isolation.session_uids and info.isolation.kernel_session_uids
         await sandbox.arun_shell_command("echo private > /tmp/p")
         [other] = await service.connect("ns-other")
