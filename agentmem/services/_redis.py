@@ -48,6 +48,7 @@ __all__ = [
     "RedisClient",
     "RedisKeys",
     "RedisServiceBase",
+    "check_positive",
     "decode_id",
     "encode_id",
     "text",
@@ -125,7 +126,8 @@ class RedisKeys:
         return [start + name for name in names]
 
 
-def _check_positive(value: object, name: str, *, optional: bool) -> int | None:
+def check_positive(value: object, name: str, *, optional: bool) -> int | None:
+    """Return ``value`` if it is an int >= 1 (or None when ``optional``)."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -186,10 +188,10 @@ class RedisServiceBase(ServiceWithLifecycleManager):
         self._socket_timeout = socket_timeout
         self._socket_connect_timeout = socket_connect_timeout
         self._max_connections = (
-            _check_positive(max_connections, "max_connections", optional=True) or 50
+            check_positive(max_connections, "max_connections", optional=True) or 50
         )
         self._retry_on_timeout = retry_on_timeout
-        ttl = _check_positive(ttl_seconds, "ttl_seconds", optional=True)
+        ttl = check_positive(ttl_seconds, "ttl_seconds", optional=True)
         self._ttl_ms = 0 if ttl is None else ttl * 1000
         self._health_check_interval = health_check_interval or 0
         self._socket_keepalive = socket_keepalive

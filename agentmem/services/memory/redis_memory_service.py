@@ -38,6 +38,7 @@ from agentmem.services._redis import (
     LUA_HELPERS,
     RedisClient,
     RedisServiceBase,
+    check_positive,
     decode_id,
     encode_id,
     text,
@@ -555,16 +556,9 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             key_prefix=key_prefix,
             cluster=cluster,
         )
-        if max_messages_per_session is not None and (
-            isinstance(max_messages_per_session, bool)
-            or not isinstance(max_messages_per_session, int)
-            or max_messages_per_session < 1
-        ):
-            raise ValueError(
-                f"max_messages_per_session must be an int >= 1 or None, "
-                f"got {max_messages_per_session!r}"
-            )
-        self._max_messages = max_messages_per_session or 0
+        self._max_messages = (
+            check_positive(max_messages_per_session, "max_messages_per_session", optional=True) or 0
+        )
         self._embedder = embedder
         self._ranking = ranking or RankingParameters()
 

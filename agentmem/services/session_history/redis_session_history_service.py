@@ -17,6 +17,7 @@ from agentmem.services._redis import (
     LUA_HELPERS,
     RedisClient,
     RedisServiceBase,
+    check_positive,
     decode_id,
     encode_id,
     text,
@@ -166,16 +167,9 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
             key_prefix=key_prefix,
             cluster=cluster,
         )
-        if max_messages_per_session is not None and (
-            isinstance(max_messages_per_session, bool)
-            or not isinstance(max_messages_per_session, int)
-            or max_messages_per_session < 1
-        ):
-            raise ValueError(
-                f"max_messages_per_session must be an int >= 1 or None, "
-                f"got {max_messages_per_session!r}"
-            )
-        self._max_messages = max_messages_per_session or 0
+        self._max_messages = (
+            check_positive(max_messages_per_session, "max_messages_per_session", optional=True) or 0
+        )
 
     async def _run(
         self, action: str, script: str, user_id: str, session_id: str | None, *extra: Any
