@@ -40,7 +40,7 @@ try:
     from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import NoScriptError, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingExtraError("The Redis backends", "redis", exc.name) from exc
+    raise MissingExtraError("The Redis backend", "redis", exc.name) from exc
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
