@@ -24,16 +24,14 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import inspect
-import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+from agentmem._loop_thread import LoopThread
 from agentmem.schemas.agent_schemas import Message
 from agentmem.schemas.session import Session
 from agentmem.services.agent_state.state_service import StateService
@@ -55,42 +53,7 @@ S = TypeVar("S", bound=ServiceWithLifecycleManager)
 MessagesArg = Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any]
 
 
-class _LoopThread:
-    """The private event loop and the daemon thread running it, created on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._thread is None or not self._thread.is_alive():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="agentmem-sync", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def in_loop_thread(self) -> bool:
-        return self._thread is not None and threading.current_thread() is self._thread
-
-    def close(self) -> None:
-        """Stop the loop and its thread; a later :func:`run` starts new ones."""
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-_LOOP = _LoopThread()
+_LOOP = LoopThread("agentmem-sync", "await the coroutine instead")
 atexit.register(_LOOP.close)
 
 
@@ -109,22 +72,12 @@ def run(awaitable: Awaitable[T], *, timeout: float | None = None) -> T:
     Raises ``RuntimeError`` when called from a coroutine that itself runs on the
     private loop (it would wait for itself forever): ``await`` there instead.
     """
-    if _LOOP.in_loop_thread():
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()
-        raise RuntimeError(
-            "agentmem.sync.run() was called on agentmem's own sync loop; "
-            "await the coroutine instead"
-        )
-    future: Future[T] = asyncio.run_coroutine_threadsafe(_await(awaitable), _LOOP.loop())
+    if _LOOP.in_loop_thread() and inspect.iscoroutine(awaitable):
+        awaitable.close()
     try:
-        return future.result(timeout)
+        return _LOOP.run_sync(_await(awaitable), timeout)
     except TimeoutError:
-        future.cancel()
         raise TimeoutError(f"agentmem.sync.run() gave up after {timeout} seconds") from None
-    except BaseException:
-        future.cancel()
-        raise
 
 
 class SyncService(Generic[S]):

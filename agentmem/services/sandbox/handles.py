@@ -25,8 +25,8 @@ from agentmem.services.sandbox.models import (
 )
 
 if TYPE_CHECKING:
+    from agentmem._loop_thread import LoopThread
     from agentmem.services.sandbox.backend import SandboxBackend
-    from agentmem.services.sandbox.runner import LoopThread
 
 __all__ = ["BaseSandbox", "FilesystemSandbox", "Sandbox"]
 

@@ -7,6 +7,7 @@ import functools
 import weakref
 from collections.abc import Sequence
 
+from agentmem._loop_thread import LoopThread
 from agentmem.errors import ServiceNotStartedError
 from agentmem.services.base import ServiceWithLifecycleManager
 from agentmem.services.sandbox.backend import SandboxBackend
@@ -16,7 +17,6 @@ from agentmem.services.sandbox.local import LocalBackend
 from agentmem.services.sandbox.models import SandboxLimits, ServiceInfo
 from agentmem.services.sandbox.registry import handle_class
 from agentmem.services.sandbox.remote import RemoteBackend
-from agentmem.services.sandbox.runner import LoopThread
 
 __all__ = ["SandboxService"]
 
@@ -67,7 +67,10 @@ class SandboxService(ServiceWithLifecycleManager):
                 base_url, bearer_token or "", request_timeout=request_timeout
             )
         self.remote = base_url is not None
-        self._runner = LoopThread("agentmem-sandbox")
+        self._runner = LoopThread(
+            "agentmem-sandbox",
+            "use the async variant of the sandbox method (await sandbox.a<method>(...))",
+        )
         self._started = False
         self._handles: dict[str, Sandbox] = {}
         self._at_exit: functools.partial[None] | None = None

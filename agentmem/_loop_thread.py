@@ -1,8 +1,9 @@
-"""A private event loop in a thread, where every sandbox of a service lives.
+"""A private event loop running in a daemon thread, shared by the synchronous facades.
 
-Kernel clients, subprocesses and HTTP clients belong to the loop that created them. Keeping
-them on one loop of the service's own lets callers use sandboxes from any loop (async
-methods) or from no loop at all (sync methods), e.g. in a Jupyter cell or a worker thread.
+Connections, kernel clients and subprocesses belong to the loop that created them. Keeping
+them on one loop of their own lets callers reach them from any loop (``await run(...)``)
+or from no loop at all (``run_sync``), e.g. in a Jupyter cell or a worker thread, with no
+patching of :mod:`asyncio`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    """Starts its thread on first use; :meth:`close` stops it (it can start again later)."""
+    """Starts its thread on first use; :meth:`close` stops it (it can start again later).
 
-    def __init__(self, name: str) -> None:
+    ``reentry_hint`` completes the error raised when ``run_sync`` is called from the
+    loop's own thread, where blocking would wait for itself forever.
+    """
+
+    def __init__(self, name: str, reentry_hint: str) -> None:
         self._name = name
+        self._reentry_hint = reentry_hint
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -51,7 +57,7 @@ class LoopThread:
                 self._loop = loop
             return self._loop
 
-    def _in_loop_thread(self) -> bool:
+    def in_loop_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -64,19 +70,28 @@ class LoopThread:
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the private loop from any loop; cancelling cancels it there."""
-        if self._in_loop_thread():
+        if self.in_loop_thread():
             return await coro
         return await asyncio.wrap_future(self.submit(coro))
 
-    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the private loop and block until it is done."""
-        if self._in_loop_thread():
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the private loop and block until it is done.
+
+        After ``timeout`` seconds, or when the wait is interrupted, ``coro`` is cancelled
+        and the exception (``TimeoutError``, ``KeyboardInterrupt``...) propagates.
+        """
+        if self.in_loop_thread():
             coro.close()
             raise RuntimeError(
-                "a sync sandbox method was called from inside the sandbox service's own loop; "
-                "use the async variant (await sandbox.a<method>(...))"
+                f"a blocking call was made from inside the {self._name} loop, where it "
+                f"would wait for itself; {self._reentry_hint}"
             )
-        return self.submit(coro).result()
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     def close(self) -> None:
         """Stop the loop and join the thread; call after everything on it finished."""
