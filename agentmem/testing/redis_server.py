@@ -228,12 +228,11 @@ class RedisClusterServer:
         return self
 
     def _wait_until_ok(self, clients: list[redis.Redis], deadline: float) -> None:
+        known = f"cluster_known_nodes:{len(clients)}".encode()
         while True:
-            states = [_command(client, "CLUSTER INFO") for client in clients]
-            if all(b"cluster_state:ok" in _as_bytes(state) for state in states):
-                sizes = [_as_bytes(state) for state in states]
-                if all(f"cluster_known_nodes:{len(clients)}".encode() in s for s in sizes):
-                    return
+            states = [_as_bytes(_command(client, "CLUSTER INFO")) for client in clients]
+            if all(b"cluster_state:ok" in state and known in state for state in states):
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.05)

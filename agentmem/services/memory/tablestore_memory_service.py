@@ -192,14 +192,7 @@ class TablestoreMemoryService(MemoryService):
         """
         if self._store is not None:
             return
-        store = self._new_store(self._holder.acquire())
-        try:
-            with tablestore_errors("creating the memory table"):
-                await store.init_table()
-        except BaseException:
-            await self._holder.release()
-            raise
-        self._store = store
+        self._store = await self._holder.open_store(self._new_store, "creating the memory table")
 
     @override
     async def stop(self) -> None:

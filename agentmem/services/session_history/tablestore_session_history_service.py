@@ -108,14 +108,7 @@ class TablestoreSessionHistoryService(SessionHistoryService):
         """
         if self._store is not None:
             return
-        store = self._new_store(self._holder.acquire())
-        try:
-            with tablestore_errors("creating the session tables"):
-                await store.init_table()
-        except BaseException:
-            await self._holder.release()
-            raise
-        self._store = store
+        self._store = await self._holder.open_store(self._new_store, "creating the session tables")
 
     @override
     async def stop(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from agentmem.errors import BackendError, MissingExtraError
@@ -134,6 +134,21 @@ class TablestoreClientHolder:
             self.client = create_tablestore_client(*self._credentials)
             self._owned = True
         return self.client
+
+    async def open_store(self, make_store: Callable[[Any], Any], action: str) -> Any:
+        """The store ``make_store`` builds on the client, its tables created.
+
+        Raises :class:`BackendError` (for ``action``) when Tablestore cannot be reached,
+        after releasing the client.
+        """
+        store = make_store(self.acquire())
+        try:
+            with tablestore_errors(action):
+                await store.init_table()
+        except BaseException:
+            await self.release()
+            raise
+        return store
 
     async def release(self) -> None:
         """Close the client if it was built here; a borrowed one stays open."""
