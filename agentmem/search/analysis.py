@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import snowballstemmer
 
-__all__ = ["STOP_WORDS", "analyze", "term_counts"]
+__all__ = ["STOP_WORDS", "analyze", "index_words", "term_counts"]
 
 # Words too common in conversation to tell memories apart. English only: other
 # languages keep all their words, which costs ranking quality but never a match.
@@ -73,3 +73,16 @@ def analyze(text: str) -> list[str]:
 def term_counts(text: str) -> Counter[str]:
     """How often each index term occurs in ``text``."""
     return Counter(analyze(text))
+
+
+def index_words(text: str) -> dict[str, str]:
+    """Each index term of ``text`` with the first word that gave it, in order.
+
+    Semantic search embeds that word to stand for the term: a stem such as "famili" is
+    no word a model knows.
+    """
+    found: dict[str, str] = {}
+    for word in _words(text):
+        if word not in STOP_WORDS:
+            found.setdefault(_stem(word), word)
+    return found

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentmem.errors import BackendError, MissingExtraError
+from agentmem.search.analysis import index_words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,6 +42,9 @@ __all__ = [
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "StoredVectors",
+    "TermVectors",
+    "embed_memories",
+    "embed_query",
     "embed_texts",
     "pack_vector",
     "unit_vector",
@@ -69,16 +73,23 @@ class Embedder(Protocol):
 
 
 async def embed_texts(embedder: Embedder, texts: Sequence[str]) -> list[npt.NDArray[np.float32]]:
-    """The unit vectors of ``texts`` by ``embedder``, checked: one per text, same length."""
-    if not texts:
+    """The unit vectors of ``texts`` by ``embedder``, checked: one per text, same length.
+
+    A text given more than once is embedded once.
+    """
+    distinct = list(dict.fromkeys(texts))
+    if not distinct:
         return []
-    raw = await embedder.embed(list(texts))
+    raw = await embedder.embed(distinct)
     vectors = [unit_vector(vector) for vector in raw]
-    if len(vectors) != len(texts):
-        raise BackendError(f"the embedder returned {len(vectors)} vectors for {len(texts)} texts")
+    if len(vectors) != len(distinct):
+        raise BackendError(
+            f"the embedder returned {len(vectors)} vectors for {len(distinct)} texts"
+        )
     if len({vector.shape for vector in vectors}) > 1:
         raise BackendError("the embedder returned vectors of different lengths")
-    return vectors
+    by_text = dict(zip(distinct, vectors, strict=True))
+    return [by_text[text] for text in texts]
 
 
 def unit_vector(vector: Sequence[float] | Any) -> npt.NDArray[np.float32]:
@@ -110,6 +121,34 @@ def unpack_vector(data: bytes) -> npt.NDArray[np.float32]:
     return array
 
 
+def _stack(rows: Sequence[bytes | Sequence[float] | Any]) -> Any:
+    """The rows (unit vectors, or :func:`pack_vector` bytes) as one float32 matrix."""
+    numpy = _numpy()
+    arrays = [
+        unpack_vector(row)
+        if isinstance(row, bytes)
+        else numpy.asarray(row, dtype=numpy.float32).reshape(-1)
+        for row in rows
+    ]
+    return numpy.vstack(arrays) if arrays else numpy.zeros((0, 0), dtype=numpy.float32)
+
+
+def _cosines(matrix: Any, query: Sequence[float] | Any) -> npt.NDArray[np.float32]:
+    """Cosine similarity of every row of ``matrix`` with the unit vector ``query``."""
+    numpy = _numpy()
+    if not len(matrix):
+        return numpy.zeros(0, dtype=numpy.float32)  # type: ignore[no-any-return]
+    if matrix.shape[1] != len(query):
+        raise ValueError(
+            f"the query vector has {len(query)} dimensions, the stored vectors "
+            f"{matrix.shape[1]}: were they made by another embedder?"
+        )
+    # einsum's single-threaded loop, not BLAS: on a busy machine OpenBLAS's threads made
+    # this matrix-vector product several times slower (5 ms for 10,000 rows).
+    query_array = numpy.asarray(query, dtype=numpy.float32)
+    return numpy.einsum("ij,j->i", matrix, query_array)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredVectors:
     """One user's memory vectors: row ``i`` of ``matrix`` belongs to ``doc_ids[i]``.
@@ -132,36 +171,87 @@ class StoredVectors:
     ) -> StoredVectors:
         """Build from ``(doc_id, unit vector)`` pairs; a vector may be :func:`pack_vector`
         bytes. Vectors are taken as they are (as float32), not normalised again."""
-        numpy = _numpy()
-        doc_ids: list[int] = []
-        rows: list[Any] = []
-        for doc_id, vector in pairs:
-            doc_ids.append(doc_id)
-            if isinstance(vector, bytes):
-                rows.append(unpack_vector(vector))
-            else:
-                rows.append(numpy.asarray(vector, dtype=numpy.float32).reshape(-1))
-        matrix = numpy.vstack(rows) if rows else numpy.zeros((0, 0), dtype=numpy.float32)
-        return cls(doc_ids, matrix)
+        doc_ids, rows = _unzip(pairs)
+        return cls(doc_ids, _stack(rows))
 
     def similarities(self, query: Sequence[float] | Any) -> npt.NDArray[np.float32]:
         """Cosine similarity of every row with the unit vector ``query``."""
-        numpy = _numpy()
-        if not self.doc_ids:
-            return numpy.zeros(0, dtype=numpy.float32)  # type: ignore[no-any-return]
-        if self.matrix.shape[1] != len(query):
-            raise ValueError(
-                f"the query vector has {len(query)} dimensions, the stored vectors "
-                f"{self.matrix.shape[1]}: were they made by another embedder?"
-            )
-        # einsum's single-threaded loop, not BLAS: on a busy machine OpenBLAS's threads
-        # made this matrix-vector product several times slower (5 ms for 10,000 rows).
-        query_array = numpy.asarray(query, dtype=numpy.float32)
-        return numpy.einsum("ij,j->i", self.matrix, query_array)  # type: ignore[no-any-return]
+        return _cosines(self.matrix, query)
 
     def row_index(self) -> Mapping[int, int]:
         """Row of each doc id."""
         return self._rows
+
+
+@dataclass(frozen=True, slots=True)
+class TermVectors:
+    """One user's index terms, each with the unit vector of a word it stands for.
+
+    Row ``i`` of ``matrix`` belongs to ``terms[i]``; terms are sorted, so every backend
+    builds the same matrix from the same data.
+    """
+
+    terms: Sequence[str]
+    matrix: Any
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, bytes | Sequence[float] | Any]]) -> TermVectors:
+        """Build from ``(term, unit vector)`` pairs, as :meth:`StoredVectors.from_pairs`."""
+        terms, rows = _unzip(sorted(pairs, key=lambda pair: pair[0]))
+        return cls(terms, _stack(rows))
+
+    def nearest(
+        self, vector: Sequence[float] | Any, count: int, threshold: float
+    ) -> list[tuple[str, float]]:
+        """Up to ``count`` terms at least ``threshold`` similar to ``vector``, best first.
+
+        Equal similarities are ordered by term, so the choice never depends on the backend.
+        """
+        numpy = _numpy()
+        similarity = _cosines(self.matrix, vector)
+        rows = numpy.flatnonzero(similarity >= threshold)
+        best = sorted(rows.tolist(), key=lambda row: (-float(similarity[row]), self.terms[row]))
+        return [(self.terms[row], float(similarity[row])) for row in best[:count]]
+
+
+def _unzip(pairs: Iterable[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    keys: list[Any] = []
+    values: list[Any] = []
+    for key, value in pairs:
+        keys.append(key)
+        values.append(value)
+    return keys, values
+
+
+async def embed_memories(
+    embedder: Embedder, texts: Sequence[str], new_terms: Mapping[str, str]
+) -> tuple[list[npt.NDArray[np.float32] | None], dict[str, npt.NDArray[np.float32]]]:
+    """The vectors to store for new memories, from one call to ``embedder``.
+
+    ``texts`` are the memories' searchable texts (a blank one gets no vector);
+    ``new_terms`` maps each index term the user did not hold yet to the word that stands
+    for it (:func:`agentmem.search.analysis.index_words`). Returns one vector or None per
+    text, and the vector of each new term.
+    """
+    with_text = [i for i, text in enumerate(texts) if text.strip()]
+    terms = list(new_terms)
+    embedded = await embed_texts(
+        embedder, [texts[i] for i in with_text] + [new_terms[term] for term in terms]
+    )
+    vectors: list[npt.NDArray[np.float32] | None] = [None] * len(texts)
+    for i, vector in zip(with_text, embedded[: len(with_text)], strict=True):
+        vectors[i] = vector
+    return vectors, dict(zip(terms, embedded[len(with_text) :], strict=True))
+
+
+async def embed_query(
+    embedder: Embedder, query: str
+) -> tuple[npt.NDArray[np.float32], dict[str, npt.NDArray[np.float32]]]:
+    """The query's vector and, for each of its index terms, its word's vector, in one call."""
+    words = index_words(query)
+    terms = list(words)
+    embedded = await embed_texts(embedder, [query] + [words[term] for term in terms])
+    return embedded[0], dict(zip(terms, embedded[1:], strict=True))
 
 
 def _bundled_minilm() -> str | None:

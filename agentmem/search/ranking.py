@@ -93,7 +93,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agentmem.search.analysis import analyze
 
 if TYPE_CHECKING:
-    from agentmem.search.embeddings import StoredVectors
+    from agentmem.search.embeddings import StoredVectors, TermVectors
 
 __all__ = [
     "CorpusStats",
@@ -120,7 +120,10 @@ class RankingParameters:
     (an empty tuple switches context off). A term is common when held by more than
     ``common_fraction`` of the memories and more than ``common_min_postings`` of them. At
     most ``max(seeds_per_result * top_k, min_seeds)`` seeds are scored in full.
-    ``semantic_weight`` is the weight of cosine similarity in :func:`hybrid_search`.
+    ``semantic_weight`` is the weight of cosine similarity in :func:`hybrid_search`,
+    which also adds, for each query term, up to ``expansion_terms`` of the user's terms
+    whose words are at least ``expansion_similarity`` similar to the query word, each
+    weighing ``expansion_weight`` times that similarity (0 terms switches it off).
     """
 
     k1: float = 1.2
@@ -130,6 +133,9 @@ class RankingParameters:
     common_fraction: float = 0.25
     common_min_postings: int = 256
     semantic_weight: float = 1.0
+    expansion_terms: int = 3
+    expansion_similarity: float = 0.55
+    expansion_weight: float = 0.5
     seeds_per_result: int = 3
     min_seeds: int = 30
 
@@ -234,10 +240,14 @@ class IndexView(Protocol):
 
 
 class VectorIndexView(IndexView, Protocol):
-    """An :class:`IndexView` that also holds one unit vector per memory."""
+    """An :class:`IndexView` that also holds one unit vector per memory and per term."""
 
     async def vectors(self) -> StoredVectors:
         """Every vector of the user (memories without text may have none)."""
+        ...
+
+    async def term_vectors(self) -> TermVectors:
+        """The vector of every index term of the user that has one."""
         ...
 
 
@@ -254,25 +264,30 @@ def _idf(doc_count: int, doc_freq: int) -> float:
 
 async def _lexical_scores(
     view: IndexView,
-    terms: Sequence[str],
+    weights: Mapping[str, float],
     params: RankingParameters,
     filters: SearchFilters,
     extra: Collection[int] = (),
+    *,
+    context_candidates: bool = False,
 ) -> tuple[dict[int, float], dict[int, DocInfo]]:
     """BM25F scores of the memories that hold a query term, and their :class:`DocInfo`.
 
-    ``extra`` ids are scored too when they hold a term (the semantic candidates).
+    ``weights`` maps each query term to the factor of its idf (1 for the query's own).
+    ``extra`` ids are scored too when they hold a term (the semantic candidates). With
+    ``context_candidates``, a memory next to one holding a rarer term is scored even
+    without a term of its own.
     """
     limit = max(params.seeds_per_result * filters.top_k, params.min_seeds)
-    postings = {term: p for term, p in (await view.postings(terms)).items() if p}
+    postings = {term: p for term, p in (await view.postings(list(weights))).items() if p}
     if not postings and not extra:
         return {}, {}
     stats = await view.corpus_stats()
     common_size = max(params.common_fraction * stats.doc_count, params.common_min_postings)
-    selective = [p for p in postings.values() if len(p) <= common_size]
-    seed_terms = selective or list(postings.values())
+    selective = [(t, p) for t, p in postings.items() if len(p) <= common_size]
+    seed_terms = selective or list(postings.items())
     seeds: set[int] = set()
-    for term_postings in seed_terms:
+    for _, term_postings in seed_terms:
         seeds.update(term_postings)
     if len(seeds) > limit and filters.restricts_documents:
         # Pruning must not drop the few memories the filters let through.
@@ -282,8 +297,8 @@ async def _lexical_scores(
         # Too many to score in full: keep those best by a BM25 without length
         # normalisation, which the postings alone can tell.
         rough: dict[int, float] = dict.fromkeys(seeds, 0.0)
-        for term_postings in seed_terms:
-            idf = _idf(stats.doc_count, len(term_postings))
+        for term, term_postings in seed_terms:
+            idf = weights[term] * _idf(stats.doc_count, len(term_postings))
             for doc_id, count in term_postings.items():
                 if doc_id in rough:
                     shifted = count + params.delta
@@ -319,11 +334,16 @@ async def _lexical_scores(
         for neighbours in context.values():
             reached.update(neighbour for neighbour, _ in neighbours)
     candidates: set[int] = set()
-    for term_postings in postings.values():
-        if len(term_postings) < len(reached):
-            candidates.update(doc_id for doc_id in term_postings if doc_id in reached)
-        else:
-            candidates.update(doc_id for doc_id in reached if doc_id in term_postings)
+    if context_candidates:
+        # Each memory reached holds a term or sits next to a memory that does; one
+        # without any term of its own (no text, or only stop words) says nothing.
+        candidates.update(doc_id for doc_id in reached if doc_id in docs and docs[doc_id].length)
+    else:
+        for term_postings in postings.values():
+            if len(term_postings) < len(reached):
+                candidates.update(doc_id for doc_id in term_postings if doc_id in reached)
+            else:
+                candidates.update(doc_id for doc_id in reached if doc_id in term_postings)
     candidates.intersection_update(docs)
     if not candidates:
         return {}, {}
@@ -341,8 +361,8 @@ async def _lexical_scores(
     # counts of the memory and of its neighbours can be added before saturation.
     inverse_norm = {doc_id: 1.0 / (1.0 - b + b * docs[doc_id].length / average) for doc_id in scope}
     scores: dict[int, float] = dict.fromkeys(candidates, 0.0)
-    for term_postings in postings.values():
-        idf = _idf(stats.doc_count, len(term_postings))
+    for term, term_postings in postings.items():
+        idf = weights[term] * _idf(stats.doc_count, len(term_postings))
         holders = (
             [doc_id for doc_id in scope if doc_id in term_postings]
             if len(scope) < len(term_postings)
@@ -364,7 +384,10 @@ async def _lexical_scores(
             # BM25L's shift (every memory reached holds the term itself or in context).
             value += delta
             scores[doc_id] += idf * value * (k1 + 1.0) / (value + k1)
-    return scores, {doc_id: docs[doc_id] for doc_id in candidates if doc_id in docs}
+    if context_candidates:
+        # Semantic candidates holding no term, and their neighbours, score nothing here.
+        scores = {doc_id: score for doc_id, score in scores.items() if score > 0.0}
+    return scores, {doc_id: docs[doc_id] for doc_id in scores}
 
 
 def _best(
@@ -394,7 +417,7 @@ async def lexical_search(
     if not terms:
         return []
     params = params or RankingParameters()
-    scores, docs = await _lexical_scores(view, terms, params, filters)
+    scores, docs = await _lexical_scores(view, dict.fromkeys(terms, 1.0), params, filters)
     return _best(scores, docs, filters)
 
 
@@ -404,12 +427,15 @@ async def hybrid_search(
     query_vector: Sequence[float] | Any,
     filters: SearchFilters,
     params: RankingParameters | None = None,
+    word_vectors: Mapping[str, Sequence[float] | Any] | None = None,
 ) -> list[ScoredDoc]:
     """Lexical and semantic relevance fused; ties put the newer memory first.
 
     ``query_vector`` is the query's embedding (any length matching the stored vectors;
-    it is normalised here). Scores lie between 0 and ``1 + semantic_weight``. Memories
-    close in meaning are returned even when they share no term with the query.
+    it is normalised here). ``word_vectors`` maps query terms to the unit vectors of
+    their words (:func:`agentmem.search.embeddings.embed_query`), for query expansion.
+    Scores lie between 0 and ``1 + semantic_weight``. Memories close in meaning are
+    returned even when they share no term with the query.
     """
     from agentmem.search.embeddings import unit_vector
 
@@ -418,8 +444,13 @@ async def hybrid_search(
     similarity = stored.similarities(unit_vector(query_vector))
     nearest = await _nearest(view, stored.doc_ids, similarity, filters)
     terms = query_terms(query)
+    weights = dict.fromkeys(terms, 1.0)
+    if word_vectors and params.expansion_terms > 0:
+        weights.update(_expansions(await view.term_vectors(), word_vectors, terms, params))
     scores, docs = (
-        await _lexical_scores(view, terms, params, filters, nearest) if terms else ({}, {})
+        await _lexical_scores(view, weights, params, filters, nearest, context_candidates=True)
+        if weights
+        else ({}, {})
     )
     missing = [doc_id for doc_id in nearest if doc_id not in docs]
     if missing:
@@ -433,6 +464,32 @@ async def hybrid_search(
         lexical = scores.get(doc_id, 0.0) / best_lexical
         fused[doc_id] = lexical + params.semantic_weight * cosine
     return _best(fused, docs, filters)
+
+
+def _expansions(
+    vocabulary: TermVectors,
+    word_vectors: Mapping[str, Sequence[float] | Any],
+    terms: Sequence[str],
+    params: RankingParameters,
+) -> dict[str, float]:
+    """The user's terms whose words are near a query word's, with their weights."""
+    from agentmem.search.embeddings import unit_vector
+
+    own = set(terms)
+    weights: dict[str, float] = {}
+    for term in terms:
+        vector = word_vectors.get(term)
+        if vector is None:
+            continue
+        # The query's own terms may be among the nearest: ask for enough to skip them.
+        near = vocabulary.nearest(
+            unit_vector(vector), params.expansion_terms + len(own), params.expansion_similarity
+        )
+        added = [(other, similarity) for other, similarity in near if other not in own]
+        for other, similarity in added[: params.expansion_terms]:
+            weight = params.expansion_weight * similarity
+            weights[other] = max(weights.get(other, 0.0), weight)
+    return weights
 
 
 async def _nearest(

@@ -190,3 +190,26 @@ async def test_hybrid_ranking_equals_the_in_memory_backend(services: Services) -
     await _fill(reference, corpus)
     await _fill(redis_memory, corpus)
     assert await _results(redis_memory) == await _results(reference)
+    # Deleting a session takes the words held only there out of the query expansion.
+    for service in (reference, redis_memory):
+        await service.delete_memory("u1", "session 3")
+    assert await _results(redis_memory) == await _results(reference)
+
+
+async def test_term_vectors_leave_with_the_last_memory_holding_the_term(
+    services: Services,
+) -> None:
+    pytest.importorskip("numpy")
+    redis_memory = await services.memory(embedder=HashingEmbedder())
+    await redis_memory.add_memory("u", [text_message("tea by the lake")], session_id="a")
+    await redis_memory.add_memory("u", [text_message("tea in the garden")], session_id="b")
+    [vocab_key] = [key for key in await services.keys() if key.endswith(":mem:vocab")]
+
+    async def vocabulary() -> set[str]:
+        return {term.decode() for term in await services.raw.hkeys(vocab_key)}
+
+    assert await vocabulary() == {"tea", "lake", "garden"}
+    await redis_memory.delete_memory("u", "b")
+    assert await vocabulary() == {"tea", "lake"}
+    await redis_memory.delete_memory("u", "a")
+    assert await services.keys() == []

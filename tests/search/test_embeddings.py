@@ -27,6 +27,7 @@ from agentmem.errors import BackendError, MissingExtraError  # noqa: E402
 from agentmem.search import (  # noqa: E402
     Embedder,
     OpenAIEmbedder,
+    RankingParameters,
     SentenceTransformerEmbedder,
     StoredVectors,
     analyze,
@@ -115,6 +116,57 @@ async def test_memories_are_embedded_once_in_one_batch() -> None:
     await service.search_memory("u", "b")
     await service.search_memory("u", "c")
     assert embedder.calls == [["a", "b", "c"], ["b"], ["c"]]
+
+
+async def test_words_of_new_terms_are_embedded_once_per_user() -> None:
+    embedder = ConceptEmbedder()
+    service = InMemoryMemoryService(embedder=embedder)
+    await service.add_memory("u", [text_message("red car")])
+    await service.add_memory("u", [text_message("blue car")])
+    await service.add_memory("v", [text_message("blue car")])
+    assert embedder.calls == [
+        ["red car", "red", "car"],
+        ["blue car", "blue"],
+        ["blue car", "blue", "car"],
+    ]
+    await service.search_memory("u", "the red cars")
+    assert embedder.calls[-1] == ["the red cars", "red", "cars"]
+
+
+async def test_query_expansion_adds_terms_whose_words_are_close() -> None:
+    memories = [
+        text_message("insurance for the automobile"),
+        text_message("insurance for the house"),
+    ]
+
+    async def scores(ranking: RankingParameters) -> dict[str, float]:
+        service = InMemoryMemoryService(embedder=ConceptEmbedder(), ranking=ranking)
+        await service.add_memory("u", memories)
+        hits = await service.search_memory_hits("u", "car insurance")
+        return {hit.message.get_text_content() or "": hit.score for hit in hits}
+
+    expanded = await scores(RankingParameters())
+    plain = await scores(RankingParameters(expansion_terms=0))
+    # Both hold "insurance" alike; only the automobile's memory also holds a term close
+    # to "car", so it pulls ahead of the house's, which falls against the best lexical.
+    assert plain["insurance for the house"] - expanded["insurance for the house"] > 0.1
+    assert expanded["insurance for the automobile"] == pytest.approx(2.0)
+
+
+async def test_hybrid_search_scores_the_reply_to_a_matching_turn() -> None:
+    # "A sunrise." shares no term with the query but answers the turn that does.
+    service = InMemoryMemoryService(embedder=ConceptEmbedder())
+    await service.add_memory(
+        "u", [text_message("What did you paint?"), text_message("A sunrise.")], session_id="a"
+    )
+    await service.add_memory("u", [text_message("The train was late.")], session_id="b")
+    found = texts(await service.search_memory("u", "paint"))
+    assert found.index("A sunrise.") < found.index("The train was late.")
+    lexical = InMemoryMemoryService()
+    await lexical.add_memory(
+        "u", [text_message("What did you paint?"), text_message("A sunrise.")], session_id="a"
+    )
+    assert texts(await lexical.search_memory("u", "paint")) == ["What did you paint?"]
 
 
 async def test_hybrid_search_respects_filters() -> None:

@@ -20,8 +20,14 @@ from agentmem._validation import (
     parse_search_filters,
 )
 from agentmem.schemas.agent_schemas import Message, to_messages
-from agentmem.search.analysis import term_counts
-from agentmem.search.embeddings import Embedder, StoredVectors, embed_texts
+from agentmem.search.analysis import index_words, term_counts
+from agentmem.search.embeddings import (
+    Embedder,
+    StoredVectors,
+    TermVectors,
+    embed_memories,
+    embed_query,
+)
 from agentmem.search.ranking import (
     CorpusStats,
     DocInfo,
@@ -79,8 +85,11 @@ class _UserIndex:
     inverted: dict[str, dict[int, int]] = field(default_factory=dict)
     total_length: int = 0
     next_id: int = 1
+    # Semantic search only: the vector of each term's word, for query expansion.
+    vocabulary: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
     # Built on the first semantic search after a change, then reused.
     vector_cache: StoredVectors | None = None
+    term_vector_cache: TermVectors | None = None
 
     def add(
         self,
@@ -105,8 +114,16 @@ class _UserIndex:
         if vector is not None:
             self.vector_cache = None
 
+    def add_term_vectors(self, vectors: Mapping[str, npt.NDArray[np.float32]]) -> None:
+        for term, vector in vectors.items():
+            # Another add may have given the term its vector while this one embedded.
+            if term in self.inverted and term not in self.vocabulary:
+                self.vocabulary[term] = vector
+                self.term_vector_cache = None
+
     def remove_session(self, session_id: str) -> None:
         self.vector_cache = None
+        self.term_vector_cache = None
         for doc_id in self.sessions.pop(session_id, ()):
             record = self.records.pop(doc_id)
             self.total_length -= record.info.length
@@ -115,6 +132,7 @@ class _UserIndex:
                 del term_postings[doc_id]
                 if not term_postings:
                     del self.inverted[term]
+                    self.vocabulary.pop(term, None)
 
     # The agentmem.search.ranking.IndexView protocol.
     async def corpus_stats(self) -> CorpusStats:
@@ -149,6 +167,11 @@ class _UserIndex:
             )
         return self.vector_cache
 
+    async def term_vectors(self) -> TermVectors:
+        if self.term_vector_cache is None:
+            self.term_vector_cache = TermVectors.from_pairs(self.vocabulary.items())
+        return self.term_vector_cache
+
 
 class InMemoryMemoryService(MemoryService):
     """Memories in a dict per user; for development, tests and single processes.
@@ -158,9 +181,10 @@ class InMemoryMemoryService(MemoryService):
     message after adding it, or a returned one, does not change what is stored.
 
     ``embedder`` switches on semantic search (see :mod:`agentmem.search.embeddings`):
-    each message is embedded once when added, and searches fuse lexical and semantic
-    relevance with :func:`agentmem.search.ranking.hybrid_search`, so they may also return
-    memories close in meaning that share no term with the query. ``ranking`` overrides
+    each message is embedded once when added, with the words of the index terms the user
+    did not hold yet, and searches fuse lexical and semantic relevance with
+    :func:`agentmem.search.ranking.hybrid_search`, so they may also return memories close
+    in meaning that share no term with the query. ``ranking`` overrides
     the ranking constants (for experiments; the defaults are the documented ranking).
     """
 
@@ -199,17 +223,22 @@ class InMemoryMemoryService(MemoryService):
         if not parsed:
             return
         vectors: list[npt.NDArray[np.float32] | None] = [None] * len(parsed)
+        term_vectors: dict[str, npt.NDArray[np.float32]] = {}
         if self._embedder is not None:
             # Embedded before anything is stored, so a failing embedder stores nothing.
             texts = [message.searchable_text() for message in parsed]
-            with_text = [i for i, text in enumerate(texts) if text.strip()]
-            embedded = await embed_texts(self._embedder, [texts[i] for i in with_text])
-            for i, embedding in zip(with_text, embedded, strict=True):
-                vectors[i] = embedding
+            held = self._users[user_id].vocabulary if user_id in self._users else {}
+            new_terms: dict[str, str] = {}
+            for text in texts:
+                for term, word in index_words(text).items():
+                    if term not in held:
+                        new_terms.setdefault(term, word)
+            vectors, term_vectors = await embed_memories(self._embedder, texts, new_terms)
         index = self._users.setdefault(user_id, _UserIndex())
         now = time.time()
         for message, vector in zip(parsed, vectors, strict=True):
             index.add(message, session, now, vector)
+        index.add_term_vectors(term_vectors)
 
     @override
     async def search_memory_hits(
@@ -228,10 +257,12 @@ class InMemoryMemoryService(MemoryService):
             index = self._users[user_id]
             scored = await lexical_search(index, query, parsed_filters, self._ranking)
         else:
-            [query_vector] = await embed_texts(self._embedder, [query])
+            query_vector, word_vectors = await embed_query(self._embedder, query)
             # Looked up after the await: the memories may have changed meanwhile.
             index = self._users.get(user_id, _UserIndex())
-            scored = await hybrid_search(index, query, query_vector, parsed_filters, self._ranking)
+            scored = await hybrid_search(
+                index, query, query_vector, parsed_filters, self._ranking, word_vectors
+            )
         hits = []
         for hit in scored:
             record = index.records[hit.doc_id]

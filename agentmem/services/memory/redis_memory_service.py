@@ -23,8 +23,8 @@ from agentmem._validation import (
 )
 from agentmem.errors import CorruptDataError
 from agentmem.schemas.agent_schemas import Message, to_messages
-from agentmem.search.analysis import term_counts
-from agentmem.search.embeddings import Embedder
+from agentmem.search.analysis import index_words, term_counts
+from agentmem.search.embeddings import Embedder, pack_vector
 from agentmem.search.ranking import (
     CorpusStats,
     DocInfo,
@@ -46,7 +46,7 @@ from agentmem.services._redis import (
 from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
 
 if TYPE_CHECKING:
-    from agentmem.search.embeddings import StoredVectors
+    from agentmem.search.embeddings import StoredVectors, TermVectors
 
 __all__ = ["RedisMemoryService"]
 
@@ -65,20 +65,22 @@ __all__ = ["RedisMemoryService"]
 #                   chunks, so an append rewrites at most a few KB whatever the term's
 #                   frequency
 #   vectors hash    doc id -> base64 of the packed unit vector (semantic search only)
+#   vocab   hash    term -> base64 of the packed unit vector of its word (semantic search
+#                   only), for query expansion; leaves with the term's last posting
 # <session> is the encoded session id, which never contains ":". Every Redis entry costs
 # some 60 bytes beyond its content, so the index entry is the order member rather than a
 # hash value of its own, and a posting is 6 bytes in 8 base64 digits rather than 12 hex
 # digits: a short chat turn costs about 950 bytes of Redis memory instead of 1,080.
 # Everything stays text, so a client that decodes responses reads it too.
 _KEY_NAMES = tuple(
-    f"mem:{kind}" for kind in ("meta", "docs", "order", "session", "terms", "vectors")
+    f"mem:{kind}" for kind in ("meta", "docs", "order", "session", "terms", "vectors", "vocab")
 )
 
 _PRELUDE = (
     LUA_HELPERS
     + """
-local meta, docs, order, sessions, terms, vectors =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local meta, docs, order, sessions, terms, vectors, vocab =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local TAIL_LIMIT = 4096
 local MAX_DOC_ID = 2 ^ 30 - 1
 local BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
@@ -144,6 +146,7 @@ local function remove_docs(ids)
     end
     if #kept == 0 then
       redis.call('HDEL', terms, term)
+      redis.call('HDEL', vocab, term)
     else
       redis.call('HSET', terms, term, table.concat(kept))
     end
@@ -173,7 +176,7 @@ end
 _SCRIPTS = {
     # ARGV: ttl, max per session (0: none), session, count, then per memory: message
     # JSON, "<created_at>\t<metadata>", length, vector ('' if none), number of terms,
-    # term/count pairs.
+    # term/count pairs; then term/vector pairs for the vocabulary.
     "add": _PRELUDE
     + """
 local ttl_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -219,6 +222,7 @@ for term, postings in pairs(added) do
     redis.call('HDEL', terms, term .. '\t')
   end
 end
+for i = at, #ARGV, 2 do redis.call('HSET', vocab, ARGV[i], ARGV[i + 1]) end
 redis.call('HINCRBY', meta, 'docs', n)
 redis.call('HINCRBY', meta, 'length', total)
 if limit > 0 then
@@ -305,6 +309,15 @@ end
 for _, raw in pairs(entries_of(near_ids)) do found[#found + 1] = '-\\n' .. raw end
 return found
 """,
+    # ARGV: terms... -> those without a vocabulary vector.
+    "new_terms": _PRELUDE
+    + """
+local found = {}
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', vocab, ARGV[i]) == 0 then found[#found + 1] = ARGV[i] end
+end
+return found
+""",
     # ARGV: doc ids... -> the index entry of each that exists, in any order.
     "entries": _PRELUDE
     + """
@@ -314,6 +327,10 @@ for _, entry in pairs(entries_of(wanted)) do found[#found + 1] = entry end
 return found
 """,
 }
+
+
+def _encode_vector(vector: Any) -> str:
+    return base64.b64encode(pack_vector(vector)).decode("ascii")
 
 
 def _stored_json(message: Message) -> str:
@@ -487,6 +504,15 @@ class _UserIndexView:
         )
         return StoredVectors.from_pairs(pairs)
 
+    async def term_vectors(self) -> TermVectors:
+        from agentmem.search.embeddings import TermVectors, unpack_vector
+
+        async with self._service.redis("search memories") as client:
+            raw = await client.hgetall(self._keys[6])
+        return TermVectors.from_pairs(
+            (text(term), unpack_vector(base64.b64decode(value))) for term, value in raw.items()
+        )
+
 
 class RedisMemoryService(RedisServiceBase, MemoryService):
     """Memories in Redis, searchable, shared by any number of processes.
@@ -565,19 +591,25 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
     def _keys(self, user_id: str) -> list[str]:
         return self.keys.user(user_id, *_KEY_NAMES)
 
-    async def _vectors(self, messages: list[Message]) -> list[str]:
-        """Base64 of each message's packed unit vector ('' without embedder or text)."""
+    async def _vectors(self, keys: list[str], texts: list[str]) -> tuple[list[str], list[str]]:
+        """Base64 of each text's packed unit vector ('' without embedder or text), and
+        term/vector pairs for the index terms the user has no vector of yet."""
         if self._embedder is None:
-            return [""] * len(messages)
-        from agentmem.search.embeddings import embed_texts
+            return [""] * len(texts), []
+        from agentmem.search.embeddings import embed_memories
 
-        texts = [message.searchable_text() for message in messages]
-        with_text = [i for i, value in enumerate(texts) if value.strip()]
-        embedded = await embed_texts(self._embedder, [texts[i] for i in with_text])
-        encoded = [""] * len(messages)
-        for i, vector in zip(with_text, embedded, strict=True):
-            encoded[i] = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-        return encoded
+        words: dict[str, str] = {}
+        for value in texts:
+            for term, word in index_words(value).items():
+                words.setdefault(term, word)
+        new = await self.run_script("add memories", "new_terms", keys, list(words)) if words else []
+        vectors, term_vectors = await embed_memories(
+            self._embedder, texts, {text(term): words[text(term)] for term in new}
+        )
+        vocabulary: list[str] = []
+        for term, vector in term_vectors.items():
+            vocabulary += [term, _encode_vector(vector)]
+        return ["" if vector is None else _encode_vector(vector) for vector in vectors], vocabulary
 
     @override
     async def add_memory(
@@ -591,19 +623,21 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         parsed = to_messages(messages)
         if not parsed:
             return
+        keys = self._keys(user_id)
+        texts = [message.searchable_text() for message in parsed]
         # Embedded before anything is stored, so a failing embedder stores nothing.
-        vectors = await self._vectors(parsed)
+        vectors, vocabulary = await self._vectors(keys, texts)
         now = time.time()
         args: list[Any] = [self._ttl_ms, self._max_messages, encode_id(session), len(parsed)]
-        for message, vector in zip(parsed, vectors, strict=True):
-            counts = term_counts(message.searchable_text())
+        for message, searchable, vector in zip(parsed, texts, vectors, strict=True):
+            counts = term_counts(searchable)
             metadata = message.metadata
             tail = repr(now) + "\t" + ("" if metadata is None else json.dumps(metadata))
             args += [_stored_json(message), tail, sum(counts.values()), vector, len(counts)]
             for term, count in counts.items():
                 # A term is counted at most 65,535 times per memory.
                 args += [term, min(count, _MAX_TERM_COUNT)]
-        await self.run_script("add memories", "add", self._keys(user_id), args)
+        await self.run_script("add memories", "add", keys, args + vocabulary)
 
     @override
     async def search_memory_hits(
@@ -623,10 +657,12 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         if self._embedder is None:
             scored = await lexical_search(view, query, parsed_filters, self._ranking)
         else:
-            from agentmem.search.embeddings import embed_texts
+            from agentmem.search.embeddings import embed_query
 
-            [query_vector] = await embed_texts(self._embedder, [query])
-            scored = await hybrid_search(view, query, query_vector, parsed_filters, self._ranking)
+            query_vector, word_vectors = await embed_query(self._embedder, query)
+            scored = await hybrid_search(
+                view, query, query_vector, parsed_filters, self._ranking, word_vectors
+            )
         if not scored:
             return []
         infos = await view.documents(hit.doc_id for hit in scored)
