@@ -80,6 +80,27 @@ of the query, so both parts are on a 0..1 scale. Candidates are the lexical ones
 ``top_k`` memories nearest in meaning, which may share no term with the query. Adding
 normalised scores keeps how much better one memory is than another, which reciprocal
 rank fusion throws away; on LoCoMo it beat both that fusion and either part alone.
+
+The embedding model also serves the lexical part, in two ways:
+
+- **Query expansion.** When a memory brings an index term the user did not hold yet, the
+  backend stores the vector of the word behind it (:meth:`VectorIndexView.term_vectors`).
+  A query term then also matches, for each query word, the
+  :attr:`RankingParameters.expansion_terms` (3) terms of the user whose words are at
+  least :attr:`RankingParameters.expansion_similarity` (0.55) similar to it, at
+  :attr:`RankingParameters.expansion_weight` (0.5) times that similarity: "kids"
+  reaches "children", "job" reaches "career". Only the user's own terms can be added, so
+  the expansion never matches what the user does not hold, and each query word adds at
+  most three terms to the postings read.
+- **Replies are candidates.** A memory next to one holding a rarer query term is scored
+  even without a term of its own (it needs some text: a turn of only stop words is
+  not), since its context field already holds the term: "What did you paint?" - "A
+  sunrise." The cosine then decides whether the reply is about the query.
+
+On LoCoMo, the two together lifted recall@10 of hybrid search with all-MiniLM-L6-v2 from
+0.779 to 0.809 (0.790 with candidates alone) and recall@5 from 0.682 to 0.706, up on
+both conversations; every expansion setting from 2 to 5 terms, similarity 0.5 to 0.6 and
+weight 0.4 to 0.7 scored 0.802 to 0.814.
 """
 
 from __future__ import annotations
