@@ -4,12 +4,15 @@ Importing this package never imports numpy or a model; the semantic layer
 (:mod:`agentmem.search.embeddings`) loads them when first used.
 """
 
-from agentmem.search.analysis import STOP_WORDS, analyze, term_counts
+from agentmem.search.analysis import STOP_WORDS, analyze, index_words, term_counts
 from agentmem.search.embeddings import (
     Embedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
     StoredVectors,
+    TermVectors,
+    embed_memories,
+    embed_query,
     embed_texts,
     pack_vector,
     unit_vector,
@@ -40,10 +43,14 @@ __all__ = [
     "SearchFilters",
     "SentenceTransformerEmbedder",
     "StoredVectors",
+    "TermVectors",
     "VectorIndexView",
     "analyze",
+    "embed_memories",
+    "embed_query",
     "embed_texts",
     "hybrid_search",
+    "index_words",
     "lexical_search",
     "pack_vector",
     "query_terms",

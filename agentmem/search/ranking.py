@@ -14,7 +14,11 @@ A backend stores, per user and per memory, at write time:
   order of ties);
 - only with semantic search switched on: the unit vector of its text, from
   :func:`agentmem.search.embeddings.unit_vector` (stored as
-  :func:`agentmem.search.embeddings.pack_vector` bytes where bytes are needed).
+  :func:`agentmem.search.embeddings.pack_vector` bytes where bytes are needed), and for
+  each of its index terms the user holds no vector of yet, the unit vector of the word
+  behind it (:func:`agentmem.search.analysis.index_words`;
+  :func:`agentmem.search.embeddings.embed_memories` embeds both in one call). A term's
+  vector leaves with the term's last posting.
 
 Positions must stay stable: memories are deleted only by whole session or whole user, so
 a surviving memory's neighbours never change. A backend then implements
@@ -29,7 +33,8 @@ a surviving memory's neighbours never change. A backend then implements
   same session whose position differs from its own by 1 to ``radius``, in any order;
 - ``vectors()`` (semantic search only, :class:`VectorIndexView`): every vector of the
   user, as :class:`~agentmem.search.embeddings.StoredVectors` (memories without text may
-  have none).
+  have none); ``term_vectors()``: every term vector of the user, as
+  :class:`~agentmem.search.embeddings.TermVectors`.
 
 A search reads ``postings`` before ``corpus_stats``, so a backend may fetch both in one
 round trip; a view serves one search and may cache what it read. Everything else
@@ -37,8 +42,9 @@ happens here, so the in-memory and the Redis backends rank the same data identic
 Query-time reads are bounded by the postings of the query's terms, plus the
 ``DocInfo`` and neighbour ids of at most ``max(3 * top_k, 30)`` memories and of the
 ``2 * radius`` neighbours of each (plus, for hybrid search, the ``top_k`` nearest
-vectors), except ``vectors()``: a brute-force scan of one user's vectors, read only when
-semantic search is on.
+vectors and the postings of up to three expansion terms per query term), except
+``vectors()`` and ``term_vectors()``: brute-force scans of one user's vectors, read only
+when semantic search is on.
 
 How the default (lexical) ranking works
 ---------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentmem.search import STOP_WORDS, analyze, query_terms, term_counts
+from agentmem.search import STOP_WORDS, analyze, index_words, query_terms, term_counts
 
 
 def test_other_forms_of_a_word_meet() -> None:
@@ -38,3 +38,11 @@ def test_query_terms_are_distinct_in_order() -> None:
 
 def test_term_counts_count_repeats() -> None:
     assert term_counts("dog dogs cat") == {"dog": 2, "cat": 1}
+
+
+def test_index_words_name_each_term_by_its_first_word() -> None:
+    assert index_words("Painted it? I paint, my Family's families paint.") == {
+        "paint": "painted",
+        "famili": "family",
+    }
+    assert list(index_words("the kids")) == query_terms("the kids")

@@ -30,7 +30,9 @@ from agentmem.search import (  # noqa: E402
     RankingParameters,
     SentenceTransformerEmbedder,
     StoredVectors,
+    TermVectors,
     analyze,
+    embed_texts,
     pack_vector,
     unit_vector,
     unpack_vector,
@@ -212,6 +214,40 @@ def test_vectors_of_another_length_are_refused() -> None:
         stored.similarities(unit_vector([1.0, 0.0]))
     with pytest.raises(BackendError):
         unit_vector([float("nan"), 1.0])
+
+
+def test_nearest_terms_are_the_most_similar_above_the_threshold() -> None:
+    vocabulary = TermVectors.from_pairs(
+        [
+            ("zebra", unit_vector([1.0, 0.0])),
+            ("apple", unit_vector([1.0, 0.0])),
+            ("pear", unit_vector([0.8, 0.6])),
+            ("stone", unit_vector([0.0, 1.0])),
+        ]
+    )
+    assert list(vocabulary.terms) == ["apple", "pear", "stone", "zebra"]
+    query = unit_vector([1.0, 0.0])
+    # Equal similarities are ordered by term; "stone" (0) is below the threshold.
+    assert vocabulary.nearest(query, 5, 0.5) == [
+        ("apple", pytest.approx(1.0)),
+        ("zebra", pytest.approx(1.0)),
+        ("pear", pytest.approx(0.8)),
+    ]
+    assert [term for term, _ in vocabulary.nearest(query, 1, 0.5)] == ["apple"]
+    assert TermVectors.from_pairs([]).nearest(query, 3, 0.0) == []
+    with pytest.raises(ValueError, match="another embedder"):
+        vocabulary.nearest(unit_vector([1.0, 0.0, 0.0]), 3, 0.0)
+
+
+async def test_repeated_texts_are_embedded_once() -> None:
+    embedder = ConceptEmbedder()
+    vectors = await embed_texts(embedder, ["red car", "tea", "red car"])
+    assert embedder.calls == [["red car", "tea"]]
+    assert [vector.tolist() for vector in vectors] == [
+        vectors[0].tolist(),
+        vectors[1].tolist(),
+        vectors[0].tolist(),
+    ]
 
 
 class OpenAIStandInHandler(BaseHTTPRequestHandler):
