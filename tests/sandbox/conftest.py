@@ -97,15 +97,15 @@ def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
                 "127.0.0.1",
                 "--port",
                 "0",
-                "--token",
-                token,
                 "--limits",
                 LIMITS.model_dump_json(),
             ],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
-            env={**os.environ, "TMPDIR": str(private_tmp)},
+            # From the environment, as the server's help advises: a command line is
+            # public, and a token starting with "-" would read as an option there.
+            env={**os.environ, "TMPDIR": str(private_tmp), "AGENTMEM_SANDBOX_TOKEN": token},
         )
         try:
             assert proc.stdout is not None

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 
+from agentmem.__main__ import main
 from agentmem.errors import NotFoundError, ServiceNotStartedError
 from agentmem.services.sandbox import BaseSandbox, SandboxAuthError
 from agentmem.services.sandbox.local import LocalBackend
@@ -77,3 +78,11 @@ async def test_idle_sessions_are_reaped() -> None:
             await backend.invoke(descriptor.sandbox_id, "run_shell_command", {"command": "true"})
     finally:
         await backend.stop()
+
+
+def test_the_server_refuses_to_start_without_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AGENTMEM_SANDBOX_TOKEN", raising=False)
+    assert main(["sandbox-server", "--port", "0"]) == 2
+    assert "--token (or $AGENTMEM_SANDBOX_TOKEN) is required" in capsys.readouterr().err
