@@ -174,6 +174,11 @@ class StoredVectors:
         doc_ids, rows = _unzip(pairs)
         return cls(doc_ids, _stack(rows))
 
+    def extended(self, pairs: Iterable[tuple[int, bytes | Sequence[float] | Any]]) -> StoredVectors:
+        """These vectors followed by ``pairs`` (new memories); ``self`` if there are none."""
+        extended = _extend(self.doc_ids, self.matrix, pairs)
+        return self if extended is None else StoredVectors(*extended)
+
     def similarities(self, query: Sequence[float] | Any) -> npt.NDArray[np.float32]:
         """Cosine similarity of every row with the unit vector ``query``."""
         return _cosines(self.matrix, query)
@@ -187,8 +192,8 @@ class StoredVectors:
 class TermVectors:
     """One user's index terms, each with the unit vector of a word it stands for.
 
-    Row ``i`` of ``matrix`` belongs to ``terms[i]``; terms are sorted, so every backend
-    builds the same matrix from the same data.
+    Row ``i`` of ``matrix`` belongs to ``terms[i]``. The order of the rows never changes a
+    result: :meth:`nearest` breaks ties by term.
     """
 
     terms: Sequence[str]
@@ -199,6 +204,11 @@ class TermVectors:
         """Build from ``(term, unit vector)`` pairs, as :meth:`StoredVectors.from_pairs`."""
         terms, rows = _unzip(sorted(pairs, key=lambda pair: pair[0]))
         return cls(terms, _stack(rows))
+
+    def extended(self, pairs: Iterable[tuple[str, bytes | Sequence[float] | Any]]) -> TermVectors:
+        """These vectors followed by ``pairs`` (terms not held yet); ``self`` if none."""
+        extended = _extend(self.terms, self.matrix, pairs)
+        return self if extended is None else TermVectors(*extended)
 
     def nearest(
         self, vector: Sequence[float] | Any, count: int, threshold: float
@@ -212,6 +222,19 @@ class TermVectors:
         rows = numpy.flatnonzero(similarity >= threshold)
         best = sorted(rows.tolist(), key=lambda row: (-float(similarity[row]), self.terms[row]))
         return [(self.terms[row], float(similarity[row])) for row in best[:count]]
+
+
+def _extend(
+    keys: Sequence[Any], matrix: Any, pairs: Iterable[tuple[Any, Any]]
+) -> tuple[list[Any], Any] | None:
+    """``keys`` and ``matrix`` with the keys and rows of ``pairs`` appended (None: no pairs)."""
+    new_keys, rows = _unzip(pairs)
+    if not new_keys:
+        return None
+    added = _stack(rows)
+    if not len(keys):
+        return new_keys, added
+    return [*keys, *new_keys], _numpy().vstack([matrix, added])
 
 
 def _unzip(pairs: Iterable[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:

@@ -213,3 +213,79 @@ async def test_term_vectors_leave_with_the_last_memory_holding_the_term(
     assert await vocabulary() == {"tea", "lake"}
     await redis_memory.delete_memory("u", "a")
     assert await services.keys() == []
+
+
+def _other_words(corpus: list[tuple[str, list[Message]]]) -> list[tuple[str, list[Message]]]:
+    """The same sessions and message counts, each word replaced by another."""
+    shifted = {word: WORDS[(index + 7) % len(WORDS)] for index, word in enumerate(WORDS)}
+    return [
+        (
+            session,
+            [
+                text_message(
+                    " ".join(shifted[word] for word in (m.get_text_content() or "").split())
+                )
+                for m in messages
+            ],
+        )
+        for session, messages in corpus
+    ]
+
+
+async def test_cached_vectors_follow_other_writers(services: Services) -> None:
+    pytest.importorskip("numpy")
+    embedder = HashingEmbedder()
+    reference = InMemoryMemoryService(embedder=embedder)
+    writer = await services.memory(embedder=embedder)
+    reader = await services.memory(embedder=embedder)
+    corpus = _corpus(5)
+    half = len(corpus) // 2
+
+    async def both(action: Any) -> None:
+        for service in (reference, writer):
+            await action(service)
+
+    await both(lambda service: _fill(service, corpus[:half]))
+    assert await _results(reader) == await _results(reference)
+    # Added by another client: the reader reads only the new memories.
+    await both(lambda service: _fill(service, corpus[half:]))
+    assert await _results(reader) == await _results(reference)
+    # The user's data made anew, with as many memories but other words: only the new
+    # epoch tells the reader.
+    await both(lambda service: service.delete_memory("u1"))
+    renamed = _other_words(corpus)
+    await both(lambda service: _fill(service, renamed))
+    assert await _results(reader) == await _results(reference)
+    # A removal makes the reader read the user's vectors anew.
+    await both(lambda service: service.delete_memory("u1", "session 2"))
+    assert await _results(reader) == await _results(reference)
+    # Data without an epoch (written before epochs existed) is read anew every time.
+    [meta] = writer.keys.user("u1", "mem:meta")
+    await services.raw.hdel(meta, "epoch")
+    assert await _results(reader) == await _results(reference)
+    await both(lambda service: service.delete_memory("u1", "session 4"))
+    assert await _results(reader) == await _results(reference)
+
+
+async def test_a_small_vector_cache_serves_many_users(services: Services) -> None:
+    pytest.importorskip("numpy")
+    embedder = HashingEmbedder()
+    reference = InMemoryMemoryService(embedder=embedder)
+    writer = await services.memory(embedder=embedder)
+    reader = await services.memory(embedder=embedder, vector_cache_users=1)
+    uncached = await services.memory(embedder=embedder, vector_cache_users=0)
+    for number, user in enumerate(["ann", "bob", "cyd"]):
+        batches = _corpus(10 + number, batches_count=8)
+        for service in (reference, writer):
+            for session, messages in batches:
+                await service.add_memory(user, messages, session_id=session)
+    for _ in range(2):
+        for user in ["ann", "bob", "cyd"]:
+            expected = await reference.search_memory_hits(user, "tea by the lake")
+            for service in (reader, uncached):
+                found = await service.search_memory_hits(user, "tea by the lake")
+                assert [(h.message.id, h.score) for h in found] == [
+                    (h.message.id, h.score) for h in expected
+                ]
+    with pytest.raises(ValueError, match="vector_cache_users"):
+        await services.memory(vector_cache_users=-1)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import functools
 import json
 import struct
+import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import uuid
+from array import array
+from collections import OrderedDict
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +57,9 @@ if TYPE_CHECKING:
 __all__ = ["RedisMemoryService"]
 
 # The keys of one user, all in the user's cluster slot; every script gets all of them:
-#   meta    hash    next_id, docs (count), length (sum of lengths)
+#   meta    hash    next_id, docs (count), length (sum of lengths), epoch (random, set
+#                   when the user's data is created), removed (a count of removals):
+#                   with next_id they tell a reader's cached vectors what changed
 #   docs    hash    doc id -> message JSON (``_stored_json``: defaults left out)
 #   order   zset    the index entry of each memory, scored by its doc id: "<doc id>\t
 #                   <length>\t<session>\t<position>\t<terms>\t<created_at>\t<metadata
@@ -156,6 +164,7 @@ local function remove_docs(ids)
   call_chunked('ZREM', order, entries)
   local left = redis.call('HINCRBY', meta, 'docs', -#entries)
   redis.call('HINCRBY', meta, 'length', -length)
+  redis.call('HINCRBY', meta, 'removed', 1)
   if left <= 0 then redis.call('DEL', unpack(KEYS)) end
 end
 
@@ -174,9 +183,9 @@ end
 )
 
 _SCRIPTS = {
-    # ARGV: ttl, max per session (0: none), session, count, then per memory: message
-    # JSON, "<created_at>\t<metadata>", length, vector ('' if none), number of terms,
-    # term/count pairs; then term/vector pairs for the vocabulary.
+    # ARGV: ttl, max per session (0: none), session, count, epoch, then per memory:
+    # message JSON, "<created_at>\t<metadata>", length, vector ('' if none), number of
+    # terms, term/count pairs; then term/vector pairs for the vocabulary.
     "add": _PRELUDE
     + """
 local ttl_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -189,8 +198,9 @@ if last then position = tonumber(string.sub(last, #session + 2, #session + 13)) 
 if tonumber(redis.call('HGET', meta, 'next_id') or '0') + n > MAX_DOC_ID then
   return redis.error_reply('doc ids of this user are exhausted (2^30 - 1 memories)')
 end
+redis.call('HSETNX', meta, 'epoch', ARGV[5])
 local first = redis.call('HINCRBY', meta, 'next_id', n) - n + 1
-local added, total, at = {}, 0, 5
+local added, total, at = {}, 0, 6
 for i = 0, n - 1 do
   local id = string.format('%d', first + i)
   local message, tail, length, vector, count =
@@ -222,7 +232,8 @@ for term, postings in pairs(added) do
     redis.call('HDEL', terms, term .. '\t')
   end
 end
-for i = at, #ARGV, 2 do redis.call('HSET', vocab, ARGV[i], ARGV[i + 1]) end
+-- A term's vector never changes while the term lives, so cached copies stay right.
+for i = at, #ARGV, 2 do redis.call('HSETNX', vocab, ARGV[i], ARGV[i + 1]) end
 redis.call('HINCRBY', meta, 'docs', n)
 redis.call('HINCRBY', meta, 'length', total)
 if limit > 0 then
@@ -309,6 +320,32 @@ end
 for _, raw in pairs(entries_of(near_ids)) do found[#found + 1] = '-\\n' .. raw end
 return found
 """,
+    # ARGV: the epoch, removed count and next_id of the caller's cached vectors ('', '',
+    # 0 for none) -> {'none'} for a user without data; {'full', epoch, removed, next_id,
+    # vectors as id/vector pairs, vocabulary as term/vector pairs} when memories were
+    # removed or the data was made anew; else {'delta', epoch, removed, next_id, id /
+    # vector ('' for none) / terms of each memory added since}.
+    "vector_state": _PRELUDE
+    + """
+local state = redis.call('HMGET', meta, 'epoch', 'removed', 'next_id')
+if not state[3] then return {'none'} end
+local epoch, removed, next_id = state[1] or '', state[2] or '0', state[3]
+if epoch == '' or epoch ~= ARGV[1] or removed ~= ARGV[2]
+    or tonumber(next_id) < tonumber(ARGV[3]) then
+  return {'full', epoch, removed, next_id, redis.call('HGETALL', vectors),
+    redis.call('HGETALL', vocab)}
+end
+local added = {}
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', order, '(' .. ARGV[3], '+inf')) do
+  local id, held = string.match(entry, '^(%d+)\\t%d+\\t[^\\t]*\\t%d+\\t([^\\t]*)\\t')
+  if id then
+    added[#added + 1] = id
+    added[#added + 1] = redis.call('HGET', vectors, id) or ''
+    added[#added + 1] = held
+  end
+end
+return {'delta', epoch, removed, next_id, added}
+""",
     # ARGV: terms... -> those without a vocabulary vector.
     "new_terms": _PRELUDE
     + """
@@ -394,7 +431,7 @@ class _Postings(Mapping[int, int]):
     """One term's postings as stored: fixed-width base64, ascending doc ids.
 
     Decoded from base64 in one call, then read lazily: the ranking reads only the length
-    and a few lookups of a common term's postings, so those cost O(log n) each instead of
+    and some lookups of a common term's postings, so those cost O(log n) each instead of
     unpacking every posting.
     """
 
@@ -403,25 +440,31 @@ class _Postings(Mapping[int, int]):
             raise ValueError("postings of the wrong length")
         self._packed = base64.b64decode(raw, validate=True)
         self._size = len(self._packed) // _POSTING.size
+        self._heads: array[int] | None = None
+
+    def _sorted_heads(self) -> array[int]:
+        """The first 4 bytes of every posting as ints (doc id << 2 | count >> 16), which
+        sort as the doc ids do; gathered by slicing, without a Python loop."""
+        if self._heads is None:
+            width, packed = _POSTING.size, self._packed
+            gathered = bytearray(4 * self._size)
+            for byte in range(4):
+                gathered[byte::4] = packed[byte::width]
+            # "I" is a C unsigned int: 4 bytes on every platform CPython supports.
+            heads = array("I", bytes(gathered))
+            if sys.byteorder == "little":
+                heads.byteswap()
+            self._heads = heads
+        return self._heads
 
     def __getitem__(self, doc_id: object) -> int:
         if not isinstance(doc_id, int) or not 0 <= doc_id < 1 << 30:
             raise KeyError(doc_id)
-        # The first 4 bytes of a posting compare as its doc id does (big-endian, id
-        # first), so the search compares bytes without unpacking.
-        key, packed, width = (doc_id << 2).to_bytes(4, "big"), self._packed, _POSTING.size
-        low, high = 0, self._size
-        while low < high:
-            middle = (low + high) // 2
-            start = middle * width
-            if packed[start : start + 4] < key:
-                low = middle + 1
-            else:
-                high = middle
-        if low < self._size:
-            first, rest = _POSTING.unpack_from(packed, low * width)
-            if first >> 2 == doc_id:
-                return int((first & 3) << 16 | rest)
+        heads = self._sorted_heads()
+        at = bisect.bisect_left(heads, doc_id << 2)
+        if at < self._size and heads[at] >> 2 == doc_id:
+            first, rest = _POSTING.unpack_from(self._packed, at * _POSTING.size)
+            return int((first & 3) << 16 | rest)
         raise KeyError(doc_id)
 
     def __iter__(self) -> Iterator[int]:
@@ -429,6 +472,21 @@ class _Postings(Mapping[int, int]):
 
     def __len__(self) -> int:
         return self._size
+
+    def items(self) -> ItemsView[int, int]:
+        return _PostingItems(self)
+
+    def unpacked(self) -> Iterator[tuple[int, int]]:
+        """Every (doc id, count), in one pass rather than a search per posting."""
+        for high, rest in _POSTING.iter_unpack(self._packed):
+            yield high >> 2, (high & 3) << 16 | rest
+
+
+class _PostingItems(ItemsView[int, int]):
+    _mapping: _Postings
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return self._mapping.unpacked()
 
 
 class _UserIndexView:
@@ -445,6 +503,7 @@ class _UserIndexView:
         self._stats = CorpusStats(0, 0)
         self._infos: dict[int, DocInfo] = {}
         self._near: dict[int, list[int]] = {}
+        self._vectors: _VectorSnapshot | None = None
 
     async def corpus_stats(self) -> CorpusStats:
         return self._stats
@@ -492,26 +551,62 @@ class _UserIndexView:
         return {doc_id: self._near[doc_id] for doc_id in wanted if doc_id in self._near}
 
     async def vectors(self) -> StoredVectors:
-        from agentmem.search.embeddings import StoredVectors, unpack_vector
-
-        async with self._service.redis("search memories") as client:
-            raw = await client.hgetall(self._keys[5])
-        # Handed over as arrays, not bytes, so they are normalised exactly as the
-        # in-memory backend normalises its vectors.
-        pairs = sorted(
-            (int(text(doc_id)), unpack_vector(base64.b64decode(value)))
-            for doc_id, value in raw.items()
-        )
-        return StoredVectors.from_pairs(pairs)
+        return (await self._vector_snapshot()).vectors
 
     async def term_vectors(self) -> TermVectors:
-        from agentmem.search.embeddings import TermVectors, unpack_vector
+        return (await self._vector_snapshot()).terms
 
-        async with self._service.redis("search memories") as client:
-            raw = await client.hgetall(self._keys[6])
-        return TermVectors.from_pairs(
-            (text(term), unpack_vector(base64.b64decode(value))) for term, value in raw.items()
-        )
+    async def _vector_snapshot(self) -> _VectorSnapshot:
+        if self._vectors is None:
+            self._vectors = await self._service._vector_snapshot(self._keys)
+        return self._vectors
+
+
+@dataclass(frozen=True, slots=True)
+class _VectorSnapshot:
+    """One user's memory and term vectors as Redis held them at some moment.
+
+    ``epoch``, ``removed`` and ``next_id`` are the user's meta fields then: while the
+    epoch and the removal count stay the same, memories were only added, with ids above
+    ``next_id``, so a newer snapshot only needs those.
+    """
+
+    epoch: str
+    removed: str
+    next_id: int
+    vectors: StoredVectors
+    terms: TermVectors
+    known_terms: frozenset[str]
+
+
+def _decode_vector(value: bytes | str) -> Any:
+    from agentmem.search.embeddings import unpack_vector
+
+    try:
+        return unpack_vector(base64.b64decode(value, validate=True))
+    except ValueError as exc:
+        raise CorruptDataError("a stored vector cannot be decoded") from exc
+
+
+def _pairs(flat: Sequence[Any]) -> Iterator[tuple[str, Any]]:
+    """(field, decoded vector) pairs of a flat HGETALL reply of a vector hash."""
+    for at in range(0, len(flat), 2):
+        yield text(flat[at]), _decode_vector(flat[at + 1])
+
+
+def _full_snapshot(epoch: str, removed: str, next_id: int, reply: Sequence[Any]) -> _VectorSnapshot:
+    from agentmem.search.embeddings import StoredVectors, TermVectors
+
+    vectors = sorted((int(doc_id), vector) for doc_id, vector in _pairs(reply[0]))
+    terms = TermVectors.from_pairs(_pairs(reply[1]))
+    return _VectorSnapshot(
+        epoch,
+        removed,
+        next_id,
+        StoredVectors.from_pairs(vectors),
+        terms,
+        frozenset(terms.terms),
+    )
 
 
 class RedisMemoryService(RedisServiceBase, MemoryService):
@@ -538,6 +633,11 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
       applications (or tests) can share one Redis.
     - ``embedder`` and ``ranking``: as for
       :class:`~agentmem.services.memory.in_memory_memory_service.InMemoryMemoryService`.
+    - ``vector_cache_users`` (default 16): with an embedder, the memory and term vectors
+      of this many users (the most recently searched) stay in the process between
+      searches; a search then reads only what other writers added since, in the same
+      round trip that checks for changes (a removal reloads the user's vectors). 0 reads
+      every vector on every search.
 
     Each ``add_memory`` is one Lua script that stores the messages and updates the user's
     postings, counters and session index together, so a search never sees half a write
@@ -568,6 +668,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         cluster: bool | None = None,
         embedder: Embedder | None = None,
         ranking: RankingParameters | None = None,
+        vector_cache_users: int = 16,
     ) -> None:
         super().__init__(
             redis_url,
@@ -587,9 +688,85 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         )
         self._embedder = embedder
         self._ranking = ranking or RankingParameters()
+        if vector_cache_users < 0:
+            raise ValueError(f"vector_cache_users must be >= 0, got {vector_cache_users}")
+        self._cache_users = vector_cache_users
+        # Keyed by the user's meta key; the most recently searched user last.
+        self._vector_cache: OrderedDict[str, _VectorSnapshot] = OrderedDict()
 
     def _keys(self, user_id: str) -> list[str]:
         return self.keys.user(user_id, *_KEY_NAMES)
+
+    async def _vector_snapshot(self, keys: list[str]) -> _VectorSnapshot:
+        """The user's vectors now: the cached snapshot brought up to date, or read anew."""
+        from agentmem.search.embeddings import StoredVectors, TermVectors
+
+        cached = self._vector_cache.get(keys[0])
+        known = [cached.epoch, cached.removed, cached.next_id] if cached else ["", "", 0]
+        reply = await self.run_script("search memories", "vector_state", keys, known)
+        try:
+            mode = text(reply[0])
+            if mode == "none":
+                self._vector_cache.pop(keys[0], None)
+                empty = StoredVectors.from_pairs([])
+                return _VectorSnapshot("", "", 0, empty, TermVectors.from_pairs([]), frozenset())
+            epoch, removed, next_id = text(reply[1]), text(reply[2]), int(reply[3])
+        except (IndexError, ValueError) as exc:
+            raise CorruptDataError("the vector state of a user cannot be decoded") from exc
+        if mode == "full" or cached is None:
+            snapshot = _full_snapshot(epoch, removed, next_id, reply[4:])
+        else:
+            snapshot = await self._updated(cached, epoch, removed, next_id, reply[4], keys)
+        if epoch and self._cache_users:
+            # Data written before epochs existed has none: it is read anew every time.
+            self._vector_cache[keys[0]] = snapshot
+            self._vector_cache.move_to_end(keys[0])
+            while len(self._vector_cache) > self._cache_users:
+                self._vector_cache.popitem(last=False)
+        return snapshot
+
+    async def _updated(
+        self,
+        cached: _VectorSnapshot,
+        epoch: str,
+        removed: str,
+        next_id: int,
+        added: Sequence[Any],
+        keys: list[str],
+    ) -> _VectorSnapshot:
+        """``cached`` with the memories added since (id, vector, terms triples)."""
+        if not added and (epoch, removed, next_id) == (
+            cached.epoch,
+            cached.removed,
+            cached.next_id,
+        ):
+            return cached
+        vectors: list[tuple[int, Any]] = []
+        unknown: set[str] = set()
+        for at in range(0, len(added), 3):
+            if added[at + 1]:
+                vectors.append((int(added[at]), _decode_vector(added[at + 1])))
+            unknown.update(text(added[at + 2]).split())
+        unknown.difference_update(cached.known_terms)
+        terms: list[tuple[str, Any]] = []
+        if unknown:
+            wanted = sorted(unknown)
+            async with self.redis("search memories") as client:
+                found = await client.hmget(keys[6], wanted)
+            # A term without a vector came from a memory stored without an embedder.
+            terms = [
+                (term, _decode_vector(value))
+                for term, value in zip(wanted, found, strict=True)
+                if value is not None
+            ]
+        return _VectorSnapshot(
+            epoch,
+            removed,
+            next_id,
+            cached.vectors.extended(vectors),
+            cached.terms.extended(terms),
+            cached.known_terms.union(term for term, _ in terms),
+        )
 
     async def _vectors(self, keys: list[str], texts: list[str]) -> tuple[list[str], list[str]]:
         """Base64 of each text's packed unit vector ('' without embedder or text), and
@@ -628,7 +805,13 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         # Embedded before anything is stored, so a failing embedder stores nothing.
         vectors, vocabulary = await self._vectors(keys, texts)
         now = time.time()
-        args: list[Any] = [self._ttl_ms, self._max_messages, encode_id(session), len(parsed)]
+        args: list[Any] = [
+            self._ttl_ms,
+            self._max_messages,
+            encode_id(session),
+            len(parsed),
+            uuid.uuid4().hex,
+        ]
         for message, searchable, vector in zip(parsed, texts, vectors, strict=True):
             counts = term_counts(searchable)
             metadata = message.metadata
