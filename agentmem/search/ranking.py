@@ -390,14 +390,16 @@ async def _lexical_scores(
     scores: dict[int, float] = dict.fromkeys(candidates, 0.0)
     for term, term_postings in postings.items():
         idf = weights[term] * _idf(stats.doc_count, len(term_postings))
-        holders = (
-            [doc_id for doc_id in scope if doc_id in term_postings]
-            if len(scope) < len(term_postings)
-            else [doc_id for doc_id in term_postings if doc_id in scope]
-        )
-        normalised = {doc_id: term_postings[doc_id] * inverse_norm[doc_id] for doc_id in holders}
-        reached_by_term = candidates.intersection(holders)
-        for doc_id in holders:
+        # One lookup per memory on the shorter side (a backend's postings may cost a
+        # search per lookup).
+        if len(scope) < len(term_postings):
+            count_of = term_postings.get
+            counts = {doc_id: count for doc_id in scope if (count := count_of(doc_id, 0))}
+        else:
+            counts = {doc_id: count for doc_id, count in term_postings.items() if doc_id in scope}
+        normalised = {doc_id: count * inverse_norm[doc_id] for doc_id, count in counts.items()}
+        reached_by_term = candidates.intersection(normalised)
+        for doc_id in normalised:
             borrowers = lenders.get(doc_id)
             if borrowers:
                 reached_by_term.update(borrowers)

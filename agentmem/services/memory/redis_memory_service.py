@@ -457,15 +457,29 @@ class _Postings(Mapping[int, int]):
             self._heads = heads
         return self._heads
 
-    def __getitem__(self, doc_id: object) -> int:
+    def _find(self, doc_id: object) -> int | None:
         if not isinstance(doc_id, int) or not 0 <= doc_id < 1 << 30:
-            raise KeyError(doc_id)
+            return None
         heads = self._sorted_heads()
         at = bisect.bisect_left(heads, doc_id << 2)
         if at < self._size and heads[at] >> 2 == doc_id:
             first, rest = _POSTING.unpack_from(self._packed, at * _POSTING.size)
             return int((first & 3) << 16 | rest)
-        raise KeyError(doc_id)
+        return None
+
+    def __getitem__(self, doc_id: object) -> int:
+        count = self._find(doc_id)
+        if count is None:
+            raise KeyError(doc_id)
+        return count
+
+    # Without the exception Mapping's versions go through.
+    def __contains__(self, doc_id: object) -> bool:
+        return self._find(doc_id) is not None
+
+    def get(self, doc_id: object, default: Any = None) -> Any:
+        count = self._find(doc_id)
+        return default if count is None else count
 
     def __iter__(self) -> Iterator[int]:
         return (high >> 2 for high, _ in _POSTING.iter_unpack(self._packed))
