@@ -650,8 +650,9 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
     - ``vector_cache_users`` (default 16): with an embedder, the memory and term vectors
       of this many users (the most recently searched) stay in the process between
       searches; a search then reads only what other writers added since, in the same
-      round trip that checks for changes (a removal reloads the user's vectors). 0 reads
-      every vector on every search.
+      round trip that checks for changes (a removal reloads the user's vectors). A cached
+      user costs 4 bytes per dimension per memory and per distinct term (about 1.5 KB
+      each with all-MiniLM-L6-v2's 384). 0 reads every vector on every search.
 
     Each ``add_memory`` is one Lua script that stores the messages and updates the user's
     postings, counters and session index together, so a search never sees half a write
