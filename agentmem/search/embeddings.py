@@ -198,6 +198,14 @@ class TermVectors:
 
     terms: Sequence[str]
     matrix: Any
+    _held: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Built once, like StoredVectors' rows: a cache asks it after every addition.
+        object.__setattr__(self, "_held", frozenset(self.terms))
+
+    def __contains__(self, term: object) -> bool:
+        return term in self._held
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, bytes | Sequence[float] | Any]]) -> TermVectors:

@@ -226,6 +226,10 @@ def test_nearest_terms_are_the_most_similar_above_the_threshold() -> None:
         ]
     )
     assert list(vocabulary.terms) == ["apple", "pear", "stone", "zebra"]
+    assert "pear" in vocabulary and "plum" not in vocabulary
+    grown = vocabulary.extended([("plum", unit_vector([0.6, 0.8]))])
+    assert "plum" in grown and "plum" not in vocabulary
+    assert vocabulary.extended([]) is vocabulary
     query = unit_vector([1.0, 0.0])
     # Equal similarities are ordered by term; "stone" (0) is below the threshold.
     assert vocabulary.nearest(query, 5, 0.5) == [

@@ -590,7 +590,6 @@ class _VectorSnapshot:
     next_id: int
     vectors: StoredVectors
     terms: TermVectors
-    known_terms: frozenset[str]
 
 
 def _decode_vector(value: bytes | str) -> Any:
@@ -612,14 +611,12 @@ def _full_snapshot(epoch: str, removed: str, next_id: int, reply: Sequence[Any])
     from agentmem.search.embeddings import StoredVectors, TermVectors
 
     vectors = sorted((int(doc_id), vector) for doc_id, vector in _pairs(reply[0]))
-    terms = TermVectors.from_pairs(_pairs(reply[1]))
     return _VectorSnapshot(
         epoch,
         removed,
         next_id,
         StoredVectors.from_pairs(vectors),
-        terms,
-        frozenset(terms.terms),
+        TermVectors.from_pairs(_pairs(reply[1])),
     )
 
 
@@ -724,7 +721,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             if mode == "none":
                 self._vector_cache.pop(keys[0], None)
                 empty = StoredVectors.from_pairs([])
-                return _VectorSnapshot("", "", 0, empty, TermVectors.from_pairs([]), frozenset())
+                return _VectorSnapshot("", "", 0, empty, TermVectors.from_pairs([]))
             epoch, removed, next_id = text(reply[1]), text(reply[2]), int(reply[3])
         except (IndexError, ValueError) as exc:
             raise CorruptDataError("the vector state of a user cannot be decoded") from exc
@@ -762,7 +759,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             if added[at + 1]:
                 vectors.append((int(added[at]), _decode_vector(added[at + 1])))
             unknown.update(text(added[at + 2]).split())
-        unknown.difference_update(cached.known_terms)
+        unknown = {term for term in unknown if term not in cached.terms}
         terms: list[tuple[str, Any]] = []
         if unknown:
             wanted = sorted(unknown)
@@ -780,7 +777,6 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             next_id,
             cached.vectors.extended(vectors),
             cached.terms.extended(terms),
-            cached.known_terms.union(term for term, _ in terms),
         )
 
     async def _vectors(self, keys: list[str], texts: list[str]) -> tuple[list[str], list[str]]:
