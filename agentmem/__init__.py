@@ -7,9 +7,11 @@ from agentmem.errors import (
     AgentMemError,
     BackendError,
     CorruptDataError,
+    InvalidArgumentError,
     MissingExtraError,
     NotFoundError,
     ServiceNotStartedError,
+    UnsupportedOperationError,
 )
 from agentmem.schemas.agent_schemas import (
     AudioContent,
@@ -26,14 +28,14 @@ from agentmem.schemas.agent_schemas import (
 )
 from agentmem.schemas.session import Session
 from agentmem.services.agent_state.state_service import InMemoryStateService, StateService
-from agentmem.services.base import ServiceWithLifecycleManager
+from agentmem.services.base import Capability, ServiceWithLifecycleManager
 from agentmem.services.factories import (
     MemoryServiceFactory,
     SessionHistoryServiceFactory,
     StateServiceFactory,
 )
 from agentmem.services.memory.in_memory_memory_service import InMemoryMemoryService
-from agentmem.services.memory.memory_service import MemoryHit, MemoryService
+from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
 from agentmem.services.session_history.in_memory_session_history_service import (
     InMemorySessionHistoryService,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "AgentMemError",
     "AudioContent",
     "BackendError",
+    "Capability",
     "ContentType",
     "CorruptDataError",
     "DataContent",
@@ -53,7 +56,9 @@ __all__ = [
     "InMemoryMemoryService",
     "InMemorySessionHistoryService",
     "InMemoryStateService",
+    "InvalidArgumentError",
     "MemoryHit",
+    "MemoryRecord",
     "MemoryService",
     "MemoryServiceFactory",
     "Message",
@@ -75,6 +80,7 @@ __all__ = [
     "StateService",
     "StateServiceFactory",
     "TextContent",
+    "UnsupportedOperationError",
     "__version__",
 ]
 

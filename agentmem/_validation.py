@@ -1,42 +1,239 @@
-"""Argument checks shared by every service, so every backend rejects the same input."""
+"""The write validator and argument checks of every service, run by the service bases.
+
+Everything a caller hands to a service passes here before any backend sees it, so every
+backend rejects the same input with the same :class:`InvalidArgumentError` and stores
+nothing. The limits are those of :mod:`agentmem.limits`. The JSON checks walk values
+with an explicit stack, so no input can exhaust Python's recursion limit.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 
+from agentmem.errors import InvalidArgumentError
+from agentmem.limits import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_ID_LENGTH,
+    MAX_JSON_DEPTH,
+    MAX_LIST_OFFSET,
+    MAX_MESSAGE_BYTES,
+    MAX_PAGE_SIZE,
+    MAX_ROUND_ID,
+    MAX_STATE_BYTES,
+    MAX_TOP_K,
+)
+from agentmem.schemas.agent_schemas import Message, to_messages
 from agentmem.search.ranking import SearchFilters
 
 __all__ = [
     "DEFAULT_SESSION_ID",
     "ListFilters",
+    "check_created_at",
     "check_id",
+    "check_messages",
     "check_optional_id",
-    "copy_state",
+    "check_round_id",
+    "check_state",
+    "new_session_id",
     "parse_list_filters",
     "parse_search_filters",
+    "session_or_default",
 ]
 
 # The session that memories and states belong to when the caller names none.
 DEFAULT_SESSION_ID = "default"
 
 
+def _check_text(value: str, field: str) -> None:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(
+                field, "must be valid Unicode (it holds a lone surrogate)"
+            ) from None
+
+
 def check_id(value: object, name: str) -> str:
-    """Return ``value`` if it is a usable id: a non-blank string."""
+    """Return ``value`` if it is a usable id: a non-blank string of valid Unicode of at
+    most :data:`~agentmem.limits.MAX_ID_LENGTH` characters."""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        raise InvalidArgumentError(name, f"must be a str, got {type(value).__name__}")
     if not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        raise InvalidArgumentError(name, f"must be a non-blank string, got {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgumentError(
+            name, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
+        )
+    _check_text(value, name)
     return value
 
 
 def check_optional_id(value: object, name: str) -> str | None:
     """Like :func:`check_id`, but ``None`` passes through."""
     return None if value is None else check_id(value, name)
+
+
+def session_or_default(session_id: object) -> str:
+    """The checked ``session_id``, or :data:`DEFAULT_SESSION_ID` for None."""
+    return check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID
+
+
+def new_session_id(session_id: object) -> str:
+    """The id of a session to create: the given one, or a new uuid if it is None or blank."""
+    if session_id is None or (isinstance(session_id, str) and not session_id.strip()):
+        return str(uuid.uuid4())
+    return check_id(session_id, "session_id")
+
+
+def check_round_id(round_id: object, *, optional: bool = True) -> int | None:
+    """Return ``round_id`` if it is an int in 1..:data:`~agentmem.limits.MAX_ROUND_ID`."""
+    if round_id is None and optional:
+        return None
+    if not isinstance(round_id, int) or isinstance(round_id, bool):
+        raise InvalidArgumentError("round_id", f"must be an int, got {type(round_id).__name__}")
+    if not 1 <= round_id <= MAX_ROUND_ID:
+        raise InvalidArgumentError(
+            "round_id", f"must be between 1 and 2**53 - 1 ({MAX_ROUND_ID}), got {round_id}"
+        )
+    return round_id
+
+
+def _path(parts: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _check_json_value(value: object, field: str, max_bytes: int) -> None:
+    """Check that ``value`` is strict JSON within the depth limit, without recursion.
+
+    Strict JSON: dicts with string keys, lists, strings of valid Unicode, finite floats,
+    ints, booleans and None. Pydantic models count as objects of their fields. Strings
+    are summed on the way, so an oversized value is refused before it is serialized.
+    """
+    stack: list[tuple[object, tuple[str | int, ...], int]] = [(value, (field,), 1)]
+    characters = 0
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            characters += len(item)
+            if characters > max_bytes:
+                raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON")
+            _check_text(item, _path(path))
+            continue
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidArgumentError(
+                    _path(path), f"must be a finite number (JSON has no {item})"
+                )
+            continue
+        entries: Any
+        if isinstance(item, dict):
+            entries = item.items()
+        elif isinstance(item, BaseModel):
+            entries = [*item.__dict__.items(), *(item.__pydantic_extra__ or {}).items()]
+        elif isinstance(item, list):
+            entries = enumerate(item)
+        else:
+            raise InvalidArgumentError(
+                _path(path),
+                f"must hold only JSON values (dict, list, str, int, float, bool, None), "
+                f"got {type(item).__name__}",
+            )
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidArgumentError(field, f"must nest at most {MAX_JSON_DEPTH} levels deep")
+        for key, child in entries:
+            if isinstance(item, dict | BaseModel):
+                if not isinstance(key, str):
+                    raise InvalidArgumentError(
+                        _path(path), f"keys must be strings, got {type(key).__name__}"
+                    )
+                characters += len(key)
+                _check_text(key, _path(path))
+            stack.append((child, (*path, key), depth + 1))
+
+
+def _check_size(encoded: bytes | str, field: str, max_bytes: int) -> None:
+    size = len(encoded.encode("utf-8") if isinstance(encoded, str) else encoded)
+    if size > max_bytes:
+        raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON, got {size}")
+
+
+def check_messages(values: object, field: str = "messages") -> list[Message]:
+    """Validated copies of one message or a list of them (objects or dicts), all or none.
+
+    Each message must be strict JSON within :data:`~agentmem.limits.MAX_JSON_DEPTH` and
+    :data:`~agentmem.limits.MAX_MESSAGE_BYTES`, with an id of at most
+    :data:`~agentmem.limits.MAX_ID_LENGTH` characters; a call takes at most
+    :data:`~agentmem.limits.MAX_BATCH_MESSAGES` messages and
+    :data:`~agentmem.limits.MAX_BATCH_BYTES`. The copies are what a JSON round trip
+    gives, so what a backend stores is what it returns.
+    """
+    try:
+        parsed = to_messages(values)
+    except PydanticValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise InvalidArgumentError(f"{field}.{where}" if where else field, error["msg"]) from None
+    except TypeError as exc:
+        raise InvalidArgumentError(field, str(exc)) from None
+    if len(parsed) > MAX_BATCH_MESSAGES:
+        raise InvalidArgumentError(
+            field, f"must be at most {MAX_BATCH_MESSAGES} messages per call, got {len(parsed)}"
+        )
+    copies: list[Message] = []
+    total = 0
+    single = isinstance(values, Message | Mapping)
+    for position, message in enumerate(parsed):
+        name = field if single else f"{field}[{position}]"
+        check_id(message.id, f"{name}.id")
+        _check_json_value(message, name, MAX_MESSAGE_BYTES)
+        encoded = message.__pydantic_serializer__.to_json(message)
+        _check_size(encoded, name, MAX_MESSAGE_BYTES)
+        total += len(encoded)
+        if total > MAX_BATCH_BYTES:
+            raise InvalidArgumentError(
+                field, f"must be at most {MAX_BATCH_BYTES} bytes of JSON per call"
+            )
+        copies.append(Message.model_validate_json(encoded))
+    return copies
+
+
+def check_state(state: object) -> dict[str, Any]:
+    """A copy of a state: a dict of strict JSON within the depth and size limits."""
+    if not isinstance(state, Mapping):
+        raise InvalidArgumentError("state", f"must be a dict, got {type(state).__name__}")
+    value = dict(state)
+    _check_json_value(value, "state", MAX_STATE_BYTES)
+    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    _check_size(encoded, "state", MAX_STATE_BYTES)
+    copied: dict[str, Any] = json.loads(encoded)
+    return copied
+
+
+def check_created_at(value: object) -> float | None:
+    """A creation time given on import, as Unix seconds: a datetime (naive is UTC) or a
+    finite number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise InvalidArgumentError("created_at", f"must be a datetime or Unix seconds, got {value!r}")
 
 
 def _timestamp(value: datetime | float | None) -> float | None:
@@ -50,7 +247,7 @@ def _timestamp(value: datetime | float | None) -> float | None:
 class _SearchFilterModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    top_k: int = Field(default=100, ge=1)
+    top_k: int = Field(default=100, ge=1, le=MAX_TOP_K)
     session_id: str | None = None
     start_time: datetime | float | None = None
     end_time: datetime | float | None = None
@@ -69,7 +266,7 @@ class ListFilters(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     page_num: int = Field(default=1, ge=1)
-    page_size: int = Field(default=10, ge=1, le=10_000)
+    page_size: int = Field(default=10, ge=1, le=MAX_PAGE_SIZE)
     session_id: str | None = None
 
     @field_validator("session_id")
@@ -82,23 +279,41 @@ class ListFilters(BaseModel):
         return (self.page_num - 1) * self.page_size
 
 
-def _check_mapping(filters: object) -> Mapping[str, Any]:
+def _filters(filters: object) -> dict[str, Any]:
     if filters is None:
         return {}
     if not isinstance(filters, Mapping):
-        raise TypeError(f"filters must be a dict or None, got {type(filters).__name__}")
-    return filters
+        raise InvalidArgumentError(
+            "filters", f"must be a dict or None, got {type(filters).__name__}"
+        )
+    return dict(filters)
+
+
+def _invalid_filter(exc: PydanticValidationError) -> InvalidArgumentError:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return InvalidArgumentError(f"filters.{where}" if where else "filters", error["msg"])
 
 
 def parse_search_filters(filters: object) -> SearchFilters:
     """Validate the ``filters`` of ``search_memory``.
 
-    Known keys: ``top_k`` (int >= 1, default 100), ``session_id``, ``start_time`` and
-    ``end_time`` (datetime, naive meaning UTC, or Unix seconds), ``metadata`` (a dict
-    that a memory's metadata must contain) and ``min_score``. Unknown keys raise, so a
-    misspelt filter never silently widens a search.
+    Known keys: ``top_k`` (1..:data:`~agentmem.limits.MAX_TOP_K`, default 100),
+    ``session_id``, ``start_time`` and ``end_time`` (datetime, naive meaning UTC, or Unix
+    seconds), ``metadata`` (a dict that a memory's metadata must contain) and
+    ``min_score``. Unknown keys raise, so a misspelt filter never silently widens a
+    search.
     """
-    model = _SearchFilterModel.model_validate(dict(_check_mapping(filters)))
+    raw = _filters(filters)
+    try:
+        model = _SearchFilterModel.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise _invalid_filter(exc) from None
+    _check_json_value(model.metadata, "filters.metadata", MAX_MESSAGE_BYTES)
+    for name in ("start_time", "end_time", "min_score"):
+        number = getattr(model, name)
+        if isinstance(number, float) and not math.isfinite(number):
+            raise InvalidArgumentError(f"filters.{name}", "must be a finite number")
     return SearchFilters(
         top_k=model.top_k,
         session_id=model.session_id,
@@ -110,22 +325,16 @@ def parse_search_filters(filters: object) -> SearchFilters:
 
 
 def parse_list_filters(filters: object) -> ListFilters:
-    """Validate the ``filters`` of ``list_memory``: ``page_num``, ``page_size``, ``session_id``."""
-    return ListFilters.model_validate(dict(_check_mapping(filters)))
-
-
-def copy_state(state: object) -> dict[str, Any]:
-    """A deep copy of a state dict, which must be JSON-serializable.
-
-    Every backend stores states as JSON, so a state that would not survive a Redis
-    round-trip is refused everywhere, not only in production.
-    """
-    if not isinstance(state, Mapping):
-        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    """Validate the ``filters`` of ``list_memory``: ``page_num``, ``page_size``
+    (1..:data:`~agentmem.limits.MAX_PAGE_SIZE`) and ``session_id``; the offset they
+    make may not pass :data:`~agentmem.limits.MAX_LIST_OFFSET`."""
     try:
-        copied = json.loads(json.dumps(state, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"state must be JSON-serializable: {exc}") from None
-    if not isinstance(copied, dict):  # pragma: no cover - a Mapping always dumps as an object
-        raise TypeError("state must be a dict")
-    return copied
+        page = ListFilters.model_validate(_filters(filters))
+    except PydanticValidationError as exc:
+        raise _invalid_filter(exc) from None
+    if page.offset > MAX_LIST_OFFSET:
+        raise InvalidArgumentError(
+            "filters.page_num",
+            f"(page_num - 1) * page_size must be at most {MAX_LIST_OFFSET}, got {page.offset}",
+        )
+    return page

@@ -1,12 +1,41 @@
-"""The lifecycle every agentmem service shares: ``start``, ``stop``, ``health``."""
+"""What every agentmem service shares: the lifecycle, ``health`` and error mapping."""
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
-__all__ = ["ServiceWithLifecycleManager"]
+from agentmem.errors import AgentMemError, UnsupportedOperationError, map_errors
+
+__all__ = ["Capability", "ServiceWithLifecycleManager"]
+
+
+class Capability(StrEnum):
+    """Optional operations a backend may offer; see each service's ``capabilities``.
+
+    A call that needs one the backend lacks raises
+    :class:`agentmem.errors.UnsupportedOperationError`, and the conformance suite
+    skips the tests that need it.
+    """
+
+    #: Search results come best first by :mod:`agentmem.search.ranking`, identically in
+    #: every backend that has it.
+    RANKED_SEARCH = "ranked_search"
+    #: ``list_memory`` filters by ``session_id``.
+    LIST_BY_SESSION = "list_by_session"
+    #: ``delete_memory`` with a ``session_id`` deletes that session only.
+    DELETE_BY_SESSION = "delete_by_session"
+    #: The service lists the session ids a user has (``list_session_ids``).
+    LIST_SESSIONS = "list_sessions"
+    #: ``add_memory(created_at=...)`` stores the given creation time (imports keep times).
+    CREATION_TIME = "creation_time"
+    #: ``clear_all_memory`` deletes every user's memories.
+    CLEAR_ALL = "clear_all"
 
 
 class ServiceWithLifecycleManager(ABC):
@@ -17,7 +46,16 @@ class ServiceWithLifecycleManager(ABC):
     Backends that hold no connection (the in-memory ones) also work unstarted; backends
     that need one raise :class:`agentmem.errors.ServiceNotStartedError` when used before
     ``start``.
+
+    A backend implements ``start``, ``stop`` and :meth:`_check_health`; errors of its
+    driver are mapped in one place, :meth:`_mapped`, whose policy is that of
+    :func:`agentmem.errors.map_errors`.
     """
+
+    #: The optional operations this backend offers.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Seconds ``health()`` waits for an answer before it says False.
+    health_timeout: float = 1.0
 
     @abstractmethod
     async def start(self) -> None:
@@ -27,9 +65,38 @@ class ServiceWithLifecycleManager(ABC):
     async def stop(self) -> None:
         """Release what ``start`` acquired."""
 
-    @abstractmethod
     async def health(self) -> bool:
-        """Whether the service can serve requests right now. Never raises."""
+        """Whether the service can serve requests right now.
+
+        A real round trip where there is a server, answered within
+        :attr:`health_timeout` seconds whatever the server does. Never raises.
+        """
+        try:
+            return await asyncio.wait_for(self._check_health(), self.health_timeout)
+        except Exception:  # health answers False for any failure, never raises
+            return False
+
+    @abstractmethod
+    async def _check_health(self) -> bool:
+        """One round trip to the storage (True when there is none to make)."""
+
+    def _classify_error(self, exc: Exception) -> type[AgentMemError] | None:
+        """The agentmem error a driver's exception stands for; None: BackendError."""
+        return None
+
+    @contextmanager
+    def _mapped(self, action: str) -> Iterator[None]:
+        """Map what the block raises, as :func:`agentmem.errors.map_errors` says."""
+        with map_errors(f"{type(self).__name__}: {action}", self._classify_error):
+            yield
+
+    def _require(self, capability: Capability, operation: str) -> None:
+        """Raise UnsupportedOperationError unless the backend offers ``capability``."""
+        if capability not in self.capabilities:
+            raise UnsupportedOperationError(
+                f"{type(self).__name__} cannot {operation}: this backend does not offer "
+                f"the {capability.value!r} capability"
+            )
 
     async def __aenter__(self) -> Self:
         await self.start()

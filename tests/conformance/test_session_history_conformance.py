@@ -7,10 +7,11 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
+from agentmem.limits import MAX_ID_LENGTH
 from agentmem import Message, Session, SessionHistoryService
 from tests.helpers import text_message, texts
 
-HOSTILE_IDS = ["*", "?", "[a-z]", "alice:x", "{alice}", "ünï©ødé 🧠", "x" * 10_000]
+HOSTILE_IDS = ["*", "?", "[a-z]", "alice:x", "{alice}", "ünï©ødé 🧠", "x" * MAX_ID_LENGTH]
 
 
 async def test_create_with_generated_id(session_service: SessionHistoryService) -> None:

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
+from agentmem.limits import MAX_ID_LENGTH
 from agentmem import StateService
 
-HOSTILE_IDS = ["*", "?", "alice:x", "{alice}", "ünï©ødé 🧠", "x" * 10_000]
+HOSTILE_IDS = ["*", "?", "alice:x", "{alice}", "ünï©ødé 🧠", "x" * MAX_ID_LENGTH]
 
 
 async def test_rounds_count_up_from_one(state_service: StateService) -> None:

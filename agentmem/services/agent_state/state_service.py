@@ -1,39 +1,52 @@
-"""Agent state per user, session and round: the abstract service and the in-memory backend."""
+"""Agent state per user, session and round: the abstract service and the in-memory backend.
+
+:class:`StateService` holds the contract (validation, limits, copies, error mapping); a
+backend implements the ``_``-prefixed storage core only.
+"""
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from agentmem._validation import DEFAULT_SESSION_ID, check_id, check_optional_id, copy_state
-from agentmem.services.base import ServiceWithLifecycleManager
+from agentmem._validation import check_id, check_round_id, check_state, session_or_default
+from agentmem.errors import InvalidArgumentError
+from agentmem.limits import MAX_ROUND_ID
+from agentmem.services.base import Capability, ServiceWithLifecycleManager
 
-__all__ = ["InMemoryStateService", "StateService", "check_round_id"]
+__all__ = ["InMemoryStateService", "StateService", "check_round_id", "next_round"]
 
 
-def check_round_id(round_id: object, *, optional: bool = True) -> int | None:
-    """Return ``round_id`` if it is a positive int (or None when optional)."""
-    if round_id is None and optional:
-        return None
-    if not isinstance(round_id, int) or isinstance(round_id, bool):
-        raise TypeError(f"round_id must be an int, got {type(round_id).__name__}")
-    if round_id < 1:
-        raise ValueError(f"round_id must be >= 1, got {round_id}")
-    return round_id
+def next_round(latest: int | None) -> int:
+    """The round after ``latest`` (1 for none); raises when the rounds are exhausted."""
+    chosen = (latest or 0) + 1
+    if chosen > MAX_ROUND_ID:
+        raise InvalidArgumentError(
+            "round_id",
+            f"the session's latest round is {MAX_ROUND_ID}, the largest round id, so it has "
+            "no next round: pass a round_id",
+        )
+    return chosen
 
 
 class StateService(ServiceWithLifecycleManager):
     """Serialized agent state, one version per round, per user and session.
 
-    States must be JSON-serializable dicts; they are stored as copies, so changing a dict
-    after saving it, or one returned by :meth:`export_state`, changes nothing stored.
-    Without a ``session_id`` the session ``"default"`` is used.
+    States are dicts of strict JSON (see :mod:`agentmem.limits`); they are stored as
+    copies, so changing a dict after saving it, or one returned by :meth:`export_state`,
+    changes nothing stored. Without a ``session_id`` the session ``"default"`` is used.
+    Bad arguments raise :class:`agentmem.errors.InvalidArgumentError` and store nothing.
+
+    A backend implements :meth:`_save_state`, :meth:`_load_state`, :meth:`_list_rounds`,
+    :meth:`_delete_state` and :meth:`_list_state_sessions`.
     """
 
-    @abstractmethod
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.LIST_SESSIONS})
+
     async def save_state(
         self,
         user_id: str,
@@ -43,32 +56,87 @@ class StateService(ServiceWithLifecycleManager):
     ) -> int:
         """Store ``state`` and return its round id.
 
-        Without ``round_id`` the next round is taken (1, 2, 3...): concurrent saves get
-        distinct rounds. With one, that round is written or overwritten.
+        Without ``round_id`` the next round after the latest is taken (1, 2, 3...):
+        concurrent saves get distinct rounds. With one (1 to 2**53 - 1), that round is
+        written or overwritten.
         """
+        check_id(user_id, "user_id")
+        session = session_or_default(session_id)
+        explicit = check_round_id(round_id)
+        copied = check_state(state)
+        with self._mapped("save state"):
+            return await self._save_state(user_id, session, copied, explicit)
 
-    @abstractmethod
     async def export_state(
         self, user_id: str, session_id: str | None = None, round_id: int | None = None
     ) -> dict[str, Any] | None:
         """The state of ``round_id``, or of the latest round; None if there is none."""
+        check_id(user_id, "user_id")
+        session = session_or_default(session_id)
+        wanted = check_round_id(round_id)
+        with self._mapped("read state"):
+            return await self._load_state(user_id, session, wanted)
 
-    @abstractmethod
     async def list_states(self, user_id: str, session_id: str | None = None) -> list[int]:
         """The round ids stored for the session, ascending."""
+        check_id(user_id, "user_id")
+        session = session_or_default(session_id)
+        with self._mapped("list states"):
+            return await self._list_rounds(user_id, session)
 
-    @abstractmethod
+    async def list_session_ids(self, user_id: str) -> list[str]:
+        """The ids of the user's sessions that hold at least one round, sorted."""
+        check_id(user_id, "user_id")
+        self._require(Capability.LIST_SESSIONS, "list a user's sessions")
+        with self._mapped("list sessions"):
+            return sorted(await self._list_state_sessions(user_id))
+
     async def delete_state(
         self, user_id: str, session_id: str | None = None, round_id: int | None = None
     ) -> None:
         """Delete one round, or every round of the session; missing ones are no error."""
+        check_id(user_id, "user_id")
+        session = session_or_default(session_id)
+        wanted = check_round_id(round_id)
+        with self._mapped("delete state"):
+            await self._delete_state(user_id, session, wanted)
+
+    # The storage core; arguments arrive validated and ``state`` is the backend's own copy.
+
+    @abstractmethod
+    async def _save_state(
+        self, user_id: str, session_id: str, state: dict[str, Any], round_id: int | None
+    ) -> int:
+        """Store ``state`` as ``round_id``, or as :func:`next_round` of the latest round
+        when it is None, atomically; return the round."""
+
+    @abstractmethod
+    async def _load_state(
+        self, user_id: str, session_id: str, round_id: int | None
+    ) -> dict[str, Any] | None:
+        """A fresh copy of the state of ``round_id`` (the latest for None), or None."""
+
+    @abstractmethod
+    async def _list_rounds(self, user_id: str, session_id: str) -> list[int]:
+        """The session's round ids, ascending."""
+
+    @abstractmethod
+    async def _delete_state(self, user_id: str, session_id: str, round_id: int | None) -> None:
+        """Delete ``round_id``, or every round of the session for None."""
+
+    @abstractmethod
+    async def _list_state_sessions(self, user_id: str) -> list[str]:
+        """The user's session ids that hold at least one round, in any order."""
 
 
 class InMemoryStateService(StateService):
-    """States in a dict ``{(user_id, session_id): {round_id: state}}``; works unstarted."""
+    """States in a dict ``{user_id: {session_id: {round_id: JSON}}}``; works unstarted.
+
+    States are kept as JSON text, so every read returns a fresh copy, as from a server.
+    """
 
     def __init__(self) -> None:
-        self._states: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+        self._states: dict[str, dict[str, dict[int, str]]] = {}
 
     @override
     async def start(self) -> None:
@@ -79,58 +147,47 @@ class InMemoryStateService(StateService):
         """Keeps the states: a stopped in-memory service can be started again."""
 
     @override
-    async def health(self) -> bool:
+    async def _check_health(self) -> bool:
         return True
 
-    @staticmethod
-    def _key(user_id: str, session_id: str | None) -> tuple[str, str]:
-        check_id(user_id, "user_id")
-        return user_id, check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID
-
     @override
-    async def save_state(
-        self,
-        user_id: str,
-        state: Mapping[str, Any],
-        session_id: str | None = None,
-        round_id: int | None = None,
+    async def _save_state(
+        self, user_id: str, session_id: str, state: dict[str, Any], round_id: int | None
     ) -> int:
-        key = self._key(user_id, session_id)
-        explicit = check_round_id(round_id)
-        copied = copy_state(state)
-        rounds = self._states.setdefault(key, {})
-        chosen = explicit if explicit is not None else max(rounds, default=0) + 1
-        rounds[chosen] = copied
+        encoded = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+        rounds = self._states.get(user_id, {}).get(session_id, {})
+        chosen = round_id if round_id is not None else next_round(max(rounds, default=None))
+        self._states.setdefault(user_id, {}).setdefault(session_id, {})[chosen] = encoded
         return chosen
 
     @override
-    async def export_state(
-        self, user_id: str, session_id: str | None = None, round_id: int | None = None
+    async def _load_state(
+        self, user_id: str, session_id: str, round_id: int | None
     ) -> dict[str, Any] | None:
-        key = self._key(user_id, session_id)
-        wanted = check_round_id(round_id)
-        rounds = self._states.get(key)
+        rounds = self._states.get(user_id, {}).get(session_id)
         if not rounds:
             return None
-        chosen = wanted if wanted is not None else max(rounds)
-        state = rounds.get(chosen)
-        return None if state is None else copy_state(state)
+        encoded = rounds.get(max(rounds) if round_id is None else round_id)
+        return None if encoded is None else dict(json.loads(encoded))
 
     @override
-    async def list_states(self, user_id: str, session_id: str | None = None) -> list[int]:
-        return sorted(self._states.get(self._key(user_id, session_id), ()))
+    async def _list_rounds(self, user_id: str, session_id: str) -> list[int]:
+        return sorted(self._states.get(user_id, {}).get(session_id, ()))
 
     @override
-    async def delete_state(
-        self, user_id: str, session_id: str | None = None, round_id: int | None = None
-    ) -> None:
-        key = self._key(user_id, session_id)
-        wanted = check_round_id(round_id)
-        if wanted is None:
-            self._states.pop(key, None)
+    async def _delete_state(self, user_id: str, session_id: str, round_id: int | None) -> None:
+        sessions = self._states.get(user_id)
+        if sessions is None or session_id not in sessions:
             return
-        rounds = self._states.get(key)
-        if rounds is not None:
-            rounds.pop(wanted, None)
-            if not rounds:
-                del self._states[key]
+        if round_id is None:
+            del sessions[session_id]
+        else:
+            sessions[session_id].pop(round_id, None)
+            if not sessions[session_id]:
+                del sessions[session_id]
+        if not sessions:
+            del self._states[user_id]
+
+    @override
+    async def _list_state_sessions(self, user_id: str) -> list[str]:
+        return list(self._states.get(user_id, ()))

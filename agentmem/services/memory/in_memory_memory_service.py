@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,14 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
 
-from agentmem._validation import (
-    DEFAULT_SESSION_ID,
-    check_id,
-    check_optional_id,
-    parse_list_filters,
-    parse_search_filters,
-)
-from agentmem.schemas.agent_schemas import Message, to_messages
+from agentmem._validation import ListFilters
+from agentmem.schemas.agent_schemas import Message
 from agentmem.search.analysis import index_words, term_counts
 from agentmem.search.embeddings import (
     Embedder,
@@ -33,10 +26,11 @@ from agentmem.search.ranking import (
     DocInfo,
     RankingParameters,
     ScoredDoc,
+    SearchFilters,
     hybrid_search,
     lexical_search,
 )
-from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
+from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,23 +45,17 @@ class _Record:
     info: DocInfo
     terms: Counter[str]
     vector: npt.NDArray[np.float32] | None
-    # Parsing JSON is several times faster than a deep copy; messages holding values
-    # JSON cannot carry keep None and are deep-copied instead.
-    json: str | None
+    # Copies are parsed from the JSON, several times faster than a deep copy; the
+    # contract admits only messages that JSON carries unchanged.
+    json: bytes
 
-    def copy_message(self) -> Message:
-        if self.json is None:
-            return self.message.model_copy(deep=True)
-        return Message.model_validate_json(self.json)
-
-
-def _json_or_none(message: Message) -> str | None:
-    try:
-        text = message.model_dump_json()
-        same = Message.model_validate_json(text) == message
-    except ValueError:
-        return None
-    return text if same else None
+    def fields(self) -> dict[str, Any]:
+        """The fields of the memory's :class:`MemoryRecord`, with a fresh message."""
+        return {
+            "message": Message.model_validate_json(self.json),
+            "session_id": self.info.session_id,
+            "created_at": datetime.fromtimestamp(self.info.created_at, UTC),
+        }
 
 
 @dataclass(slots=True)
@@ -106,7 +94,8 @@ class _UserIndex:
         info = DocInfo(
             doc_id, length, session_id, created_at, message.metadata, position=len(session)
         )
-        self.records[doc_id] = _Record(message, info, terms, vector, _json_or_none(message))
+        json = message.__pydantic_serializer__.to_json(message)
+        self.records[doc_id] = _Record(message, info, terms, vector, json)
         session.append(doc_id)
         for term, count in terms.items():
             self.inverted.setdefault(term, {})[doc_id] = count
@@ -177,8 +166,7 @@ class InMemoryMemoryService(MemoryService):
     """Memories in a dict per user; for development, tests and single processes.
 
     Works without ``start()``. Search uses an inverted index, so its cost follows the
-    memories that share terms with the query. Stored messages are copies: changing a
-    message after adding it, or a returned one, does not change what is stored.
+    memories that share terms with the query.
 
     ``embedder`` switches on semantic search (see :mod:`agentmem.search.embeddings`):
     each message is embedded once when added, with the words of the index terms the user
@@ -207,26 +195,18 @@ class InMemoryMemoryService(MemoryService):
         """Keeps the memories: a stopped in-memory service can be started again."""
 
     @override
-    async def health(self) -> bool:
+    async def _check_health(self) -> bool:
         return True
 
     @override
-    async def add_memory(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any],
-        session_id: str | None = None,
+    async def _add_memories(
+        self, user_id: str, session_id: str, messages: list[Message], created_at: float
     ) -> None:
-        check_id(user_id, "user_id")
-        session = check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID
-        parsed = [message.model_copy(deep=True) for message in to_messages(messages)]
-        if not parsed:
-            return
-        vectors: list[npt.NDArray[np.float32] | None] = [None] * len(parsed)
+        vectors: list[npt.NDArray[np.float32] | None] = [None] * len(messages)
         term_vectors: dict[str, npt.NDArray[np.float32]] = {}
         if self._embedder is not None:
             # Embedded before anything is stored, so a failing embedder stores nothing.
-            texts = [message.searchable_text() for message in parsed]
+            texts = [message.searchable_text() for message in messages]
             held = self._users[user_id].vocabulary if user_id in self._users else {}
             new_terms: dict[str, str] = {}
             for text in texts:
@@ -235,53 +215,31 @@ class InMemoryMemoryService(MemoryService):
                         new_terms.setdefault(term, word)
             vectors, term_vectors = await embed_memories(self._embedder, texts, new_terms)
         index = self._users.setdefault(user_id, _UserIndex())
-        now = time.time()
-        for message, vector in zip(parsed, vectors, strict=True):
-            index.add(message, session, now, vector)
+        for message, vector in zip(messages, vectors, strict=True):
+            index.add(message, session_id, created_at, vector)
         index.add_term_vectors(term_vectors)
 
     @override
-    async def search_memory_hits(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any] | str,
-        filters: Mapping[str, Any] | None = None,
+    async def _search_memories(
+        self, user_id: str, query: str, filters: SearchFilters
     ) -> list[MemoryHit]:
-        check_id(user_id, "user_id")
-        parsed_filters = parse_search_filters(filters)
-        query = query_text(messages)
-        if user_id not in self._users or not query:
+        if user_id not in self._users:
             return []
         scored: list[ScoredDoc]
         if self._embedder is None:
             index = self._users[user_id]
-            scored = await lexical_search(index, query, parsed_filters, self._ranking)
+            scored = await lexical_search(index, query, filters, self._ranking)
         else:
             query_vector, word_vectors = await embed_query(self._embedder, query)
             # Looked up after the await: the memories may have changed meanwhile.
             index = self._users.get(user_id, _UserIndex())
             scored = await hybrid_search(
-                index, query, query_vector, parsed_filters, self._ranking, word_vectors
+                index, query, query_vector, filters, self._ranking, word_vectors
             )
-        hits = []
-        for hit in scored:
-            record = index.records[hit.doc_id]
-            hits.append(
-                MemoryHit(
-                    message=record.copy_message(),
-                    score=hit.score,
-                    session_id=record.info.session_id,
-                    created_at=datetime.fromtimestamp(record.info.created_at, UTC),
-                )
-            )
-        return hits
+        return [MemoryHit(**index.records[hit.doc_id].fields(), score=hit.score) for hit in scored]
 
     @override
-    async def list_memory(
-        self, user_id: str, filters: Mapping[str, Any] | None = None
-    ) -> list[Message]:
-        check_id(user_id, "user_id")
-        page = parse_list_filters(filters)
+    async def _list_memories(self, user_id: str, page: ListFilters) -> list[MemoryRecord]:
         index = self._users.get(user_id)
         if index is None:
             return []
@@ -291,12 +249,15 @@ class InMemoryMemoryService(MemoryService):
         else:
             doc_ids = index.sessions.get(page.session_id, ())
         window = itertools.islice(doc_ids, page.offset, page.offset + page.page_size)
-        return [index.records[doc_id].copy_message() for doc_id in window]
+        return [MemoryRecord(**index.records[doc_id].fields()) for doc_id in window]
 
     @override
-    async def delete_memory(self, user_id: str, session_id: str | None = None) -> None:
-        check_id(user_id, "user_id")
-        check_optional_id(session_id, "session_id")
+    async def _list_memory_sessions(self, user_id: str) -> list[str]:
+        index = self._users.get(user_id)
+        return [] if index is None else list(index.sessions)
+
+    @override
+    async def _delete_memories(self, user_id: str, session_id: str | None) -> None:
         index = self._users.get(user_id)
         if index is None:
             return
@@ -306,3 +267,7 @@ class InMemoryMemoryService(MemoryService):
         index.remove_session(session_id)
         if not index.records:
             del self._users[user_id]
+
+    @override
+    async def _clear_all(self) -> None:
+        self._users.clear()

@@ -1,33 +1,28 @@
-"""The abstract session history service: conversations and their messages."""
+"""The abstract session history service: conversations and their messages.
+
+:class:`SessionHistoryService` holds the contract (validation, limits, copies, error
+mapping); a backend implements the ``_``-prefixed storage core only.
+"""
 
 from __future__ import annotations
 
-import uuid
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentmem._validation import check_id
+from agentmem._validation import check_id, check_messages, new_session_id
+from agentmem.errors import InvalidArgumentError
 from agentmem.schemas.agent_schemas import Message
 from agentmem.schemas.session import Session
 from agentmem.services.base import ServiceWithLifecycleManager
 
-__all__ = ["SessionHistoryService", "resolve_new_session_id"]
-
-
-def resolve_new_session_id(session_id: object) -> str:
-    """The id of a session to create: the given one, or a new uuid if it is None or blank."""
-    if session_id is None:
-        return str(uuid.uuid4())
-    if not isinstance(session_id, str):
-        raise TypeError(f"session_id must be a str or None, got {type(session_id).__name__}")
-    return session_id if session_id.strip() else str(uuid.uuid4())
+__all__ = ["SessionHistoryService", "check_session"]
 
 
 def check_session(session: object) -> Session:
     """Return ``session`` if it is a :class:`Session` with usable ids."""
     if not isinstance(session, Session):
-        raise TypeError(f"session must be a Session, got {type(session).__name__}")
+        raise InvalidArgumentError("session", f"must be a Session, got {type(session).__name__}")
     check_id(session.user_id, "session.user_id")
     check_id(session.id, "session.id")
     return session
@@ -40,26 +35,48 @@ class SessionHistoryService(ServiceWithLifecycleManager):
     :meth:`get_session` returns an empty :class:`Session` with the requested id (it
     never returns ``None``) but does not store it; :meth:`create_session` or the first
     :meth:`append_message` stores it. So a read never writes, and a deleted session
-    reads as empty.
+    reads as empty. Bad arguments raise :class:`agentmem.errors.InvalidArgumentError`
+    and store nothing; messages are stored as copies.
+
+    A backend implements :meth:`_create_session`, :meth:`_read_messages`,
+    :meth:`_delete_session`, :meth:`_list_session_ids` and :meth:`_append_messages`.
     """
 
-    @abstractmethod
     async def create_session(self, user_id: str, session_id: str | None = None) -> Session:
         """Create (or reset to empty) a session; a None or blank id gets a new uuid."""
+        check_id(user_id, "user_id")
+        session = Session(id=new_session_id(session_id), user_id=user_id)
+        with self._mapped("create session"):
+            await self._create_session(user_id, session.id)
+        return session
 
-    @abstractmethod
     async def get_session(self, user_id: str, session_id: str) -> Session:
         """The session with all its messages, or an empty one if it does not exist."""
+        check_id(user_id, "user_id")
+        check_id(session_id, "session_id")
+        with self._mapped("read session"):
+            messages = await self._read_messages(user_id, session_id)
+        return Session(id=session_id, user_id=user_id, messages=messages)
 
-    @abstractmethod
     async def delete_session(self, user_id: str, session_id: str) -> None:
         """Delete a session and its messages; a missing session is not an error."""
+        check_id(user_id, "user_id")
+        check_id(session_id, "session_id")
+        with self._mapped("delete session"):
+            await self._delete_session(user_id, session_id)
 
-    @abstractmethod
     async def list_sessions(self, user_id: str) -> list[Session]:
         """The user's sessions, in creation order, without their messages."""
+        check_id(user_id, "user_id")
+        with self._mapped("list sessions"):
+            ids = await self._list_session_ids(user_id)
+        return [Session(id=session_id, user_id=user_id) for session_id in ids]
 
-    @abstractmethod
+    async def delete_user_sessions(self, user_id: str) -> None:
+        """Delete every session of the user (AgentScope Runtime 1.0's name)."""
+        for session in await self.list_sessions(user_id):
+            await self.delete_session(user_id, session.id)
+
     async def append_message(
         self,
         session: Session,
@@ -70,3 +87,34 @@ class SessionHistoryService(ServiceWithLifecycleManager):
         The messages are also appended to ``session.messages``, so the caller's object
         stays in step. A session that is not stored yet is stored with them.
         """
+        check_session(session)
+        messages = check_messages(message, "message")
+        if not messages:
+            return
+        with self._mapped("append messages"):
+            await self._append_messages(session.user_id, session.id, messages)
+        session.messages.extend(item.model_copy(deep=True) for item in messages)
+
+    # The storage core; arguments arrive validated and messages are the backend's copies.
+
+    @abstractmethod
+    async def _create_session(self, user_id: str, session_id: str) -> None:
+        """Store the session empty (emptying it if it exists)."""
+
+    @abstractmethod
+    async def _read_messages(self, user_id: str, session_id: str) -> list[Message]:
+        """Fresh copies of the session's messages in order ([] when it does not exist)."""
+
+    @abstractmethod
+    async def _delete_session(self, user_id: str, session_id: str) -> None:
+        """Delete the session and its messages, if it exists."""
+
+    @abstractmethod
+    async def _list_session_ids(self, user_id: str) -> list[str]:
+        """The user's session ids in creation order."""
+
+    @abstractmethod
+    async def _append_messages(
+        self, user_id: str, session_id: str, messages: list[Message]
+    ) -> None:
+        """Append ``messages`` (at least one) atomically, storing the session if new."""
