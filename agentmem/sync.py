@@ -27,16 +27,13 @@ from __future__ import annotations
 import atexit
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from agentmem._loop_thread import LoopThread
-from agentmem.schemas.agent_schemas import Message
-from agentmem.schemas.session import Session
 from agentmem.services.agent_state.state_service import StateService
 from agentmem.services.base import ServiceWithLifecycleManager
-from agentmem.services.memory.memory_service import MemoryHit, MemoryService
+from agentmem.services.memory.memory_service import MemoryService
 from agentmem.services.session_history.session_history_service import SessionHistoryService
 
 __all__ = [
@@ -48,10 +45,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 S = TypeVar("S", bound=ServiceWithLifecycleManager)
-
-MessagesArg = Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any]
-
 
 _LOOP = LoopThread("agentmem-sync", "await the coroutine instead")
 atexit.register(_LOOP.close)
@@ -80,13 +75,32 @@ def run(awaitable: Awaitable[T], *, timeout: float | None = None) -> T:
         raise TimeoutError(f"agentmem.sync.run() gave up after {timeout} seconds") from None
 
 
+def _blocking(
+    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[SyncService[Any], P], T]:
+    """A blocking method of a sync view calling ``method`` of the wrapped service.
+
+    The call goes to the service's own method of that name, so a backend's override is
+    used; the signature and documentation are those of ``method``.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: SyncService[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound: Callable[P, Coroutine[Any, Any, T]] = getattr(self.service, name)
+        return run(bound(*args, **kwargs))
+
+    return call
+
+
 class SyncService(Generic[S]):
     """A synchronous view of an async service: each method call returns its result.
 
     ``with SyncService(service) as s:`` starts the service and stops it on exit. Any
     coroutine method of the wrapped service, including backend-specific ones, can be
     called synchronously through the wrapper; other attributes are returned as they
-    are. The typed subclasses below spell out the methods of each kind of service.
+    are. The typed subclasses below give each kind of service's public methods their
+    signatures and documentation.
     The wrapped service is :attr:`service`; use it only through the wrapper (see the
     module documentation).
     """
@@ -96,28 +110,15 @@ class SyncService(Generic[S]):
             raise TypeError(f"expected an agentmem service, got {type(service).__name__}")
         self.service: S = service
 
-    def start(self) -> None:
-        """Start the service."""
-        run(self.service.start())
-
-    def stop(self) -> None:
-        """Stop the service."""
-        run(self.service.stop())
-
-    def health(self) -> bool:
-        """Whether the service can serve requests right now."""
-        return run(self.service.health())
+    start = _blocking(ServiceWithLifecycleManager.start)
+    stop = _blocking(ServiceWithLifecycleManager.stop)
+    health = _blocking(ServiceWithLifecycleManager.health)
 
     def __enter__(self) -> Self:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __getattr__(self, name: str) -> Any:
@@ -144,74 +145,34 @@ def _synchronous(method: Callable[..., Any]) -> Callable[..., Any]:
 class SyncMemoryService(SyncService[MemoryService]):
     """The methods of a memory service, synchronously."""
 
-    def add_memory(
-        self, user_id: str, messages: MessagesArg, session_id: str | None = None
-    ) -> None:
-        run(self.service.add_memory(user_id, messages, session_id))
-
-    def search_memory(
-        self,
-        user_id: str,
-        messages: MessagesArg | str,
-        filters: Mapping[str, Any] | None = None,
-    ) -> list[Message]:
-        return run(self.service.search_memory(user_id, messages, filters))
-
-    def search_memory_hits(
-        self,
-        user_id: str,
-        messages: MessagesArg | str,
-        filters: Mapping[str, Any] | None = None,
-    ) -> list[MemoryHit]:
-        return run(self.service.search_memory_hits(user_id, messages, filters))
-
-    def list_memory(self, user_id: str, filters: Mapping[str, Any] | None = None) -> list[Message]:
-        return run(self.service.list_memory(user_id, filters))
-
-    def delete_memory(self, user_id: str, session_id: str | None = None) -> None:
-        run(self.service.delete_memory(user_id, session_id))
+    add_memory = _blocking(MemoryService.add_memory)
+    search_memory = _blocking(MemoryService.search_memory)
+    search_memory_hits = _blocking(MemoryService.search_memory_hits)
+    list_memory = _blocking(MemoryService.list_memory)
+    list_memory_records = _blocking(MemoryService.list_memory_records)
+    list_session_ids = _blocking(MemoryService.list_session_ids)
+    delete_memory = _blocking(MemoryService.delete_memory)
+    delete_user_memory = _blocking(MemoryService.delete_user_memory)
+    clear_all_memory = _blocking(MemoryService.clear_all_memory)
+    get_query_text = _blocking(MemoryService.get_query_text)
 
 
 class SyncSessionHistoryService(SyncService[SessionHistoryService]):
     """The methods of a session history service, synchronously."""
 
-    def create_session(self, user_id: str, session_id: str | None = None) -> Session:
-        return run(self.service.create_session(user_id, session_id))
-
-    def get_session(self, user_id: str, session_id: str) -> Session:
-        return run(self.service.get_session(user_id, session_id))
-
-    def delete_session(self, user_id: str, session_id: str) -> None:
-        run(self.service.delete_session(user_id, session_id))
-
-    def list_sessions(self, user_id: str) -> list[Session]:
-        return run(self.service.list_sessions(user_id))
-
-    def append_message(self, session: Session, message: MessagesArg) -> None:
-        run(self.service.append_message(session, message))
+    create_session = _blocking(SessionHistoryService.create_session)
+    get_session = _blocking(SessionHistoryService.get_session)
+    delete_session = _blocking(SessionHistoryService.delete_session)
+    list_sessions = _blocking(SessionHistoryService.list_sessions)
+    delete_user_sessions = _blocking(SessionHistoryService.delete_user_sessions)
+    append_message = _blocking(SessionHistoryService.append_message)
 
 
 class SyncStateService(SyncService[StateService]):
     """The methods of a state service, synchronously."""
 
-    def save_state(
-        self,
-        user_id: str,
-        state: Mapping[str, Any],
-        session_id: str | None = None,
-        round_id: int | None = None,
-    ) -> int:
-        return run(self.service.save_state(user_id, state, session_id, round_id))
-
-    def export_state(
-        self, user_id: str, session_id: str | None = None, round_id: int | None = None
-    ) -> dict[str, Any] | None:
-        return run(self.service.export_state(user_id, session_id, round_id))
-
-    def list_states(self, user_id: str, session_id: str | None = None) -> list[int]:
-        return run(self.service.list_states(user_id, session_id))
-
-    def delete_state(
-        self, user_id: str, session_id: str | None = None, round_id: int | None = None
-    ) -> None:
-        run(self.service.delete_state(user_id, session_id, round_id))
+    save_state = _blocking(StateService.save_state)
+    export_state = _blocking(StateService.export_state)
+    list_states = _blocking(StateService.list_states)
+    list_session_ids = _blocking(StateService.list_session_ids)
+    delete_state = _blocking(StateService.delete_state)

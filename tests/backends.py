@@ -1,9 +1,12 @@
-"""The backends every conformance test runs against.
+"""The backends that every backend-parametrized test runs against.
 
 Each table maps a backend name to an async factory taking the pytest request and
-returning a fresh, *unstarted* service whose data no other test can see. The fixtures in
-``conftest.py`` start the service, hand it to the test, then stop it. Adding a backend
-to the conformance suite is adding one entry here.
+returning a fresh, *unstarted* service whose data no other test can see.
+``tests/conformance/test_conformance.py`` hands each table to
+:func:`agentmem.testing.conformance_suite`, and the fixtures of ``conftest.py`` serve
+the same tables to the contract, round-trip and adapter tests; both start the service,
+hand it to the test, then stop it. Adding a backend to all of them is adding one entry
+here.
 """
 
 from __future__ import annotations

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import types
 
 import pytest
 
 import agentmem
+import agentmem.errors
 from agentmem.errors import (
     AgentMemError,
     BackendError,
     CorruptDataError,
+    InvalidArgumentError,
     MissingExtraError,
     NotFoundError,
+    SandboxAuthError,
+    SandboxError,
+    SandboxPathError,
+    SandboxUnavailableError,
     ServiceNotStartedError,
+    UnsupportedOperationError,
 )
 
 #: ``from <module> import <name>`` statements of the specification documents, with
@@ -67,6 +75,16 @@ def test_all_is_complete() -> None:
     assert set(agentmem._LAZY) <= exported
 
 
+def test_every_error_is_exported_from_the_package() -> None:
+    errors = {
+        name
+        for name in agentmem.errors.__all__
+        if inspect.isclass(getattr(agentmem.errors, name))
+        and issubclass(getattr(agentmem.errors, name), AgentMemError)
+    }
+    assert errors <= set(agentmem.__all__), sorted(errors - set(agentmem.__all__))
+
+
 @pytest.mark.parametrize(
     "name",
     [name for name in agentmem.__all__],
@@ -100,6 +118,13 @@ def test_error_tree() -> None:
     assert issubclass(BackendError, AgentMemError)
     assert issubclass(NotFoundError, AgentMemError)
     assert issubclass(NotFoundError, KeyError)
+    assert issubclass(InvalidArgumentError, ValueError)
+    assert issubclass(InvalidArgumentError, TypeError)
+    assert issubclass(UnsupportedOperationError, NotImplementedError)
+    for sandbox_error in (SandboxPathError, SandboxUnavailableError, SandboxAuthError):
+        assert issubclass(sandbox_error, SandboxError)
+    assert issubclass(SandboxError, AgentMemError)
+    assert issubclass(SandboxPathError, PermissionError)
 
 
 def test_service_not_started_error_tells_how_to_start() -> None:

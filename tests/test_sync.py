@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,8 +15,12 @@ from agentmem import (
     InMemorySessionHistoryService,
     InMemoryStateService,
     MemoryHit,
+    MemoryRecord,
+    MemoryService,
     Message,
     Session,
+    SessionHistoryService,
+    StateService,
 )
 from agentmem.services.base import ServiceWithLifecycleManager
 from agentmem.sync import (
@@ -98,6 +104,24 @@ def test_memory_service_synchronously() -> None:
         assert memory.list_memory("alice") == []
 
 
+def test_memory_records_sessions_and_deletion_synchronously() -> None:
+    created = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    with SyncMemoryService(InMemoryMemoryService()) as memory:
+        memory.add_memory("alice", [text_message("old")], "s1", created_at=created)
+        memory.add_memory("alice", [text_message("new")], "s2")
+        memory.add_memory("bob", [text_message("bob's")])
+        (first, second) = memory.list_memory_records("alice")
+        assert isinstance(first, MemoryRecord)
+        assert (first.session_id, first.created_at) == ("s1", created)
+        assert texts([first.message, second.message]) == ["old", "new"]
+        assert memory.list_session_ids("alice") == ["s1", "s2"]
+        assert memory.get_query_text(text_message("the query")) == "the query"
+        memory.delete_user_memory("alice")
+        assert memory.list_memory("alice") == []
+        memory.clear_all_memory()
+        assert memory.list_memory("bob") == []
+
+
 def test_session_history_service_synchronously() -> None:
     with SyncSessionHistoryService(InMemorySessionHistoryService()) as sessions:
         session = sessions.create_session("bob", "chat")
@@ -109,6 +133,10 @@ def test_session_history_service_synchronously() -> None:
         assert [s.id for s in sessions.list_sessions("bob")] == ["chat"]
         sessions.delete_session("bob", "chat")
         assert sessions.list_sessions("bob") == []
+        sessions.create_session("bob", "one")
+        sessions.create_session("bob", "two")
+        sessions.delete_user_sessions("bob")
+        assert sessions.list_sessions("bob") == []
 
 
 def test_state_service_synchronously() -> None:
@@ -117,8 +145,35 @@ def test_state_service_synchronously() -> None:
         assert states.save_state("carol", {"step": 2}, session_id="s") == 1
         assert states.export_state("carol") == {"step": 1}
         assert states.list_states("carol", "s") == [1]
+        assert states.list_session_ids("carol") == ["default", "s"]
         states.delete_state("carol", "s", 1)
         assert states.export_state("carol", "s") is None
+
+
+@pytest.mark.parametrize(
+    ("facade", "service_class"),
+    [
+        (SyncMemoryService, MemoryService),
+        (SyncSessionHistoryService, SessionHistoryService),
+        (SyncStateService, StateService),
+    ],
+)
+def test_typed_facades_spell_out_every_public_method(
+    facade: type[SyncService[Any]], service_class: type[Any]
+) -> None:
+    public = {
+        name
+        for name, value in inspect.getmembers(service_class, inspect.iscoroutinefunction)
+        if not name.startswith("_")
+    }
+    # Defined on the class (typed, documented), not only reached through __getattr__.
+    missing = {name for name in public if not hasattr(facade, name)}
+    assert not missing, f"{facade.__name__} lacks {sorted(missing)}"
+    for name in public:
+        assert inspect.signature(getattr(facade, name)) == inspect.signature(
+            getattr(service_class, name)
+        )
+        assert getattr(facade, name).__doc__ == getattr(service_class, name).__doc__
 
 
 def test_errors_of_a_service_propagate() -> None:

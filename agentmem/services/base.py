@@ -76,9 +76,13 @@ class ServiceWithLifecycleManager(ABC):
         except Exception:  # health answers False for any failure, never raises
             return False
 
-    @abstractmethod
     async def _check_health(self) -> bool:
-        """One round trip to the storage (True when there is none to make)."""
+        """One round trip to the storage (True when there is none to make).
+
+        Every agentmem backend implements it (the data services' bases declare it
+        abstract); a service that overrides :meth:`health` itself need not.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement _check_health")
 
     def _classify_error(self, exc: Exception) -> type[AgentMemError] | None:
         """The agentmem error a driver's exception stands for; None: BackendError."""

@@ -15,6 +15,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
+import typing_extensions
 from pydantic import TypeAdapter
 
 from agentmem.services.agent_state.state_service import StateService
@@ -31,6 +32,9 @@ __all__ = [
 
 S = TypeVar("S", bound=ServiceWithLifecycleManager)
 
+# typing.Unpack and, before Python 3.12, typing_extensions' own for ``**kwargs``.
+_UNPACK = {typing.Unpack, typing_extensions.Unpack}
+
 # A backend is either a class (or any callable returning a service) or the dotted path
 # "module:Name" of one, imported only when that backend is created.
 Backend = Callable[..., Any] | str
@@ -44,21 +48,36 @@ def _resolve(backend: Backend) -> Callable[..., Any]:
     return resolved
 
 
-def _env_kwargs(
-    constructor: Callable[..., Any], prefix: str, environ: Mapping[str, str]
-) -> dict[str, Any]:
-    """Keyword arguments for ``constructor`` read from ``<prefix><PARAM>`` variables."""
+def _keyword_parameters(constructor: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword parameters of ``constructor`` and their annotations (``str`` where
+    unknown), counting the keys of a ``**kwargs: Unpack[SomeTypedDict]``."""
     target = constructor.__init__ if inspect.isclass(constructor) else constructor
     try:
         hints = typing.get_type_hints(target)
     except (NameError, TypeError):
         hints = {}
+    found: dict[str, Any] = {}
+    for name, parameter in inspect.signature(constructor).parameters.items():
+        hint = hints.get(name, str)
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            if typing.get_origin(hint) in _UNPACK:
+                found.update(typing.get_type_hints(typing.get_args(hint)[0]))
+            continue
+        found[name] = hint
+    return found
+
+
+def _env_kwargs(
+    constructor: Callable[..., Any], prefix: str, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """Keyword arguments for ``constructor`` read from ``<prefix><PARAM>`` variables."""
     kwargs: dict[str, Any] = {}
-    for name in inspect.signature(constructor).parameters:
+    for name, annotation in _keyword_parameters(constructor).items():
         raw = environ.get(f"{prefix}{name.upper()}")
         if raw is None:
             continue
-        annotation = hints.get(name, str)
         try:
             kwargs[name] = TypeAdapter(annotation).validate_strings(raw)
         except (ValueError, TypeError):
@@ -127,7 +146,7 @@ class MemoryServiceFactory(ServiceFactory[MemoryService]):
     service_type = MemoryService
     _backends: ClassVar[dict[str, Backend]] = {
         "in_memory": "agentmem.services.memory.in_memory_memory_service:InMemoryMemoryService",
-        "redis": "agentmem.services.memory.redis_memory_service:RedisMemoryService",
+        "redis": "agentmem.services.memory.redis:RedisMemoryService",
         "tablestore": "agentmem.services.memory.tablestore_memory_service:TablestoreMemoryService",
         "mem0": "agentmem.services.memory.mem0_memory_service:Mem0MemoryService",
         "reme_personal": "agentmem.services.memory.reme_memory_service:ReMePersonalMemoryService",

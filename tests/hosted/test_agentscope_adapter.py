@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentmem import InMemoryMemoryService, MemoryService, Message
+from agentmem import InMemoryMemoryService, InvalidArgumentError, MemoryService, Message
 
 agentscope = pytest.importorskip("agentscope")
 
@@ -98,10 +98,20 @@ def test_foreign_messages_convert() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidArgumentError, match="service"):
         AgentScopeLongTermMemory(service=object(), user_id="u")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgumentError, match="user_id"):
         AgentScopeLongTermMemory(service=InMemoryMemoryService(), user_id=" ")
+
+
+async def test_bad_records_store_nothing() -> None:
+    memory = AgentScopeLongTermMemory(service=InMemoryMemoryService(), user_id="u")
+    good = Msg(name="user", role="user", content="I like green tea")
+    with pytest.raises(InvalidArgumentError, match="msgs"):
+        await memory.record([good, "not a Msg"])  # type: ignore[list-item]
+    with pytest.raises(InvalidArgumentError, match="content"):
+        await memory.record_to_memory("", ["tea", " "])
+    assert await memory.service.list_memory("u") == []
 
 
 async def test_spec_example_records_and_retrieves() -> None:
@@ -166,7 +176,7 @@ async def test_tool_functions_through_the_toolkit(memory_service: MemoryService)
     missing = await call("retrieve_from_memory", {"keywords": ["volcano"]})
     assert missing == "No memories found for ['volcano']."
     failed = await call("record_to_memory", {"thinking": "", "content": [""]})
-    assert "content must be a list of non-empty strings" in failed
+    assert "content: must be a list of non-empty strings" in failed
     [first, _] = await memory_service.list_memory("agent-u")
     restored = message_to_msg(first)
     assert restored.get_content_blocks("thinking") == [

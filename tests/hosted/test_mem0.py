@@ -9,6 +9,7 @@ answers. Only the live tests check the real platform.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -171,7 +172,9 @@ async def test_start_fails_cleanly_offline() -> None:
     service = Mem0MemoryService(api_key="test-key", host=UNREACHABLE)
     with pytest.raises(ServiceNotStartedError):
         await service.list_memory("u")
-    with pytest.raises(BackendError, match="cannot use the mem0 platform"):
+    with pytest.raises(
+        BackendError, match=re.escape(f"connect to the mem0 platform at {UNREACHABLE} failed")
+    ):
         await service.start()
     assert await service.health() is False
 
@@ -222,9 +225,14 @@ async def test_wire_format_with_the_real_client(
         "top_k": 100,
         **PROJECT,
     }
-    [listing, *_] = [
+    [health, listing, *_] = [
         (body, query) for _, path, body, query in handler.requests if path == "/v2/memories/"
     ]
+    # health() is a real round trip: one page of one memory of a user never written.
+    assert health == (
+        {"filters": {"AND": [{"user_id": "agentmem-health"}]}, **PROJECT},
+        {"page": ["1"], "page_size": ["1"]},
+    )
     assert listing == (
         {"filters": {"AND": [{"user_id": "alice"}, {"run_id": "s1"}]}, **PROJECT},
         {"page": ["1"], "page_size": ["100"]},

@@ -21,6 +21,7 @@ from agentmem import (
     ServiceNotStartedError,
     SessionHistoryServiceFactory,
 )
+from agentmem.limits import MAX_ID_LENGTH
 from agentmem.services.memory import TablestoreMemoryService
 from agentmem.services.session_history import TablestoreSessionHistoryService
 from agentmem.services.tablestore_memory_service import SearchStrategy
@@ -133,9 +134,9 @@ async def test_memory_start_fails_cleanly_when_unreachable() -> None:
     service = TablestoreMemoryService(**CREDENTIALS)
     with pytest.raises(ServiceNotStartedError):
         await service.list_memory("u1")
-    with pytest.raises(BackendError, match="creating the memory table failed"):
+    with pytest.raises(BackendError, match="create the memory table failed"):
         await service.start()
-    assert service._holder.client is None  # the client it built was closed
+    assert service._tablestore.client is None  # the client it built was closed
     assert await service.health() is False
 
 
@@ -143,7 +144,7 @@ async def test_sessions_start_fails_cleanly_when_unreachable() -> None:
     service = TablestoreSessionHistoryService(**CREDENTIALS)
     with pytest.raises(ServiceNotStartedError):
         await service.list_sessions("u1")
-    with pytest.raises(BackendError, match="creating the session tables failed"):
+    with pytest.raises(BackendError, match="create the session tables failed"):
         await service.start()
     assert await service.health() is False
 
@@ -153,7 +154,7 @@ async def test_borrowed_client_is_not_closed() -> None:
     service = TablestoreMemoryService(tablestore_client=client)
     with pytest.raises(BackendError):
         await service.start()
-    assert service._holder.client is client
+    assert service._tablestore.client is client
     await client.close()
 
 
@@ -199,9 +200,14 @@ async def test_vector_mode_embeds_documents_and_queries() -> None:
 async def test_post_filters_read_further_pages() -> None:
     spy = StoreSpy(FakeAsyncKnowledgeStore)
     async with TablestoreMemoryService(store_factory=spy) as service:
-        await service.add_memory(
-            "u", [text_message(f"tea {i}", metadata={"keep": i == 150}) for i in range(1200)]
-        )
+        for start in (0, 600):
+            await service.add_memory(
+                "u",
+                [
+                    text_message(f"tea {i}", metadata={"keep": i == 150})
+                    for i in range(start, start + 600)
+                ],
+            )
         found = await service.search_memory("u", "tea", {"metadata": {"keep": True}})
         assert texts(found) == ["tea 150"]
         listed = await service.list_memory("u", {"page_num": 2, "page_size": 600})
@@ -241,12 +247,14 @@ async def test_lifecycle_is_idempotent() -> None:
 
 async def test_session_rows_are_keyed_by_hashes() -> None:
     spy = StoreSpy(FakeAsyncMemoryStore)
+    # 2 KB of UTF-8: more than a Tablestore primary-key column holds.
+    long_id = "é" * MAX_ID_LENGTH
     async with TablestoreSessionHistoryService(store_factory=spy) as service:
-        session = await service.create_session("alice", "x" * 5000)
+        session = await service.create_session("alice", long_id)
         await service.append_message(session, text_message("hi", metadata={"deep": {"a": 1}}))
         [row] = spy.store._fake_sessions.values()  # type: ignore[attr-defined]
-        assert (row.user_id, row.session_id) == (id_key("alice"), id_key("x" * 5000))
+        assert (row.user_id, row.session_id) == (id_key("alice"), id_key(long_id))
         [message_row] = spy.store._fake_messages.values()  # type: ignore[attr-defined]
-        assert message_row.session_id == id_key("alice", "x" * 5000)
-        await service.create_session("alice", "x" * 5000)  # resets the session
-        assert (await service.get_session("alice", "x" * 5000)).messages == []
+        assert message_row.session_id == id_key("alice", long_id)
+        await service.create_session("alice", long_id)  # resets the session
+        assert (await service.get_session("alice", long_id)).messages == []

@@ -73,9 +73,9 @@ async def test_a_key_of_the_wrong_type(services: Services) -> None:
     sessions = await services.sessions()
     await services.raw.set(_key(services, "u1", "mem", "order"), "not a sorted set")
     await services.raw.set(_key(services, "u1", "hist", "index"), "not a sorted set")
-    with pytest.raises(CorruptDataError, match="wrong type"):
+    with pytest.raises(CorruptDataError, match="WRONGTYPE"):
         await memory.list_memory("u1")
-    with pytest.raises(CorruptDataError, match="wrong type"):
+    with pytest.raises(CorruptDataError, match="WRONGTYPE"):
         await sessions.list_sessions("u1")
     await memory.add_memory("u2", [text_message("tea")])
     assert texts(await memory.search_memory("u2", "tea")) == ["tea"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from redis.crc import key_slot
@@ -17,7 +19,9 @@ from agentmem import (
     Session,
     TextContent,
 )
-from agentmem.services._redis import RedisKeys, decode_id, encode_id
+from agentmem.errors import InvalidArgumentError
+from agentmem.limits import MAX_ID_LENGTH
+from agentmem.services._redis import RedisConnection, decode_id, encode_id
 from tests.helpers import text_message, texts
 from tests.redis.conftest import Services
 
@@ -31,7 +35,7 @@ HOSTILE = [
     "}{",
     "a{b}c",
     "ünï©ødé 🧠",
-    "x" * 10_000,
+    "x" * MAX_ID_LENGTH,
 ]
 
 
@@ -44,8 +48,8 @@ def test_ids_encode_reversibly_into_key_safe_text(value: str) -> None:
 
 @pytest.mark.parametrize("prefix", ["", "   ", "a{b", "c}", 5])
 def test_key_prefix_is_checked(prefix: object) -> None:
-    with pytest.raises((ValueError, TypeError)):
-        RedisKeys(prefix)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="key_prefix"):
+        RedisConnection(key_prefix=prefix)  # type: ignore[arg-type]
 
 
 async def _write_everything(services: Services, user_id: str, session_id: str) -> None:
@@ -106,28 +110,83 @@ async def test_deleting_everything_leaves_no_key(services: Services) -> None:
     assert await services.keys() == []
 
 
-async def test_every_key_of_a_user_expires_together(services: Services) -> None:
+# Per kind of service: a write, then the reads that count as use of the data.
+Use = Callable[[Any], Awaitable[object]]
+USES: dict[str, tuple[Use, list[Use]]] = {
+    "memory": (
+        lambda memory: memory.add_memory("u1", [text_message("tea")], "s1"),
+        [
+            lambda memory: memory.search_memory("u1", "tea"),
+            lambda memory: memory.list_memory("u1"),
+            lambda memory: memory.list_session_ids("u1"),
+        ],
+    ),
+    "sessions": (
+        lambda sessions: sessions.append_message(
+            Session(id="s1", user_id="u1"), text_message("hi")
+        ),
+        [lambda sessions: sessions.get_session("u1", "s1")],
+    ),
+    "states": (
+        lambda states: states.save_state("u1", {"v": 1}, session_id="s1"),
+        [
+            lambda states: states.export_state("u1", "s1"),
+            lambda states: states.list_states("u1", "s1"),
+        ],
+    ),
+}
+
+
+async def _service(services: Services, kind: str, **options: Any) -> Any:
+    made: Any = await getattr(services, kind)(**options)
+    return made
+
+
+async def _ttls(services: Services) -> list[int]:
+    return [await services.raw.pttl(key) for key in await services.keys()]
+
+
+@pytest.mark.parametrize("kind", sorted(USES))
+async def test_by_default_nothing_expires(services: Services, kind: str) -> None:
+    service = await _service(services, kind)
+    assert service.ttl_seconds is None
+    write, _ = USES[kind]
+    await write(service)
+    ttls = await _ttls(services)
+    assert ttls
+    assert set(ttls) == {-1}
+
+
+@pytest.mark.parametrize("kind", sorted(USES))
+async def test_with_ttl_seconds_every_key_expires_together(services: Services, kind: str) -> None:
+    service = await _service(services, kind, ttl_seconds=100)
+    write, _ = USES[kind]
+    await write(service)
+    ttls = await _ttls(services)
+    assert ttls
+    assert all(95_000 < ttl <= 100_000 for ttl in ttls)
+
+
+@pytest.mark.parametrize("kind", sorted(USES))
+async def test_reads_refresh_the_expiry(services: Services, kind: str) -> None:
+    service = await _service(services, kind, ttl_seconds=100)
+    write, reads = USES[kind]
+    await write(service)
+    for read in reads:
+        for key in await services.keys():
+            await services.raw.pexpire(key, 5_000)
+        await read(service)
+        assert all(ttl > 95_000 for ttl in await _ttls(services))
+
+
+async def test_every_memory_key_of_a_user_expires_together(services: Services) -> None:
     memory = await services.memory(ttl_seconds=100)
     await memory.add_memory("u1", [text_message("tea")], "s1")
     await memory.add_memory("u1", [text_message("cake")], "s2")
     keys = await services.keys()
     ttls = [await services.raw.pttl(key) for key in keys]
-    assert len(keys) >= 5
-    assert all(95_000 < ttl <= 100_000 for ttl in ttls)
+    assert len(keys) >= 6
     assert max(ttls) - min(ttls) < 1000
-
-
-async def test_reads_refresh_the_expiry(services: Services) -> None:
-    memory = await services.memory(ttl_seconds=100)
-    await memory.add_memory("u1", [text_message("tea")])
-    for key in await services.keys():
-        await services.raw.pexpire(key, 5_000)
-    await memory.search_memory("u1", "tea")
-    assert all(ttl > 95_000 for ttl in [await services.raw.pttl(k) for k in await services.keys()])
-    for key in await services.keys():
-        await services.raw.pexpire(key, 5_000)
-    await memory.list_memory("u1")
-    assert all(ttl > 95_000 for ttl in [await services.raw.pttl(k) for k in await services.keys()])
 
 
 async def test_expired_memories_and_their_index_go_together(services: Services) -> None:
@@ -161,19 +220,14 @@ async def test_an_expired_session_is_not_listed_and_an_append_starts_it_anew(
 async def test_states_expire_per_session(services: Services) -> None:
     states = await services.states(ttl_seconds=1)
     await states.save_state("u1", {"v": 1}, session_id="s")
-    await asyncio.sleep(1.2)
+    await states.save_state("u1", {"v": 1}, session_id="kept")
+    await asyncio.sleep(0.6)
+    await states.export_state("u1", "kept")  # a read keeps "kept" alive
+    await asyncio.sleep(0.6)
     assert await states.list_states("u1", "s") == []
+    assert await states.list_session_ids("u1") == ["kept"]
     assert await states.save_state("u1", {"v": 2}, session_id="s") == 1
-
-
-async def test_without_ttl_nothing_expires(services: Services) -> None:
-    memory = await services.memory(ttl_seconds=None)
-    sessions = await services.sessions(ttl_seconds=None)
-    await memory.add_memory("u1", [text_message("tea")])
-    await sessions.create_session("u1", "s")
-    ttls = [await services.raw.pttl(key) for key in await services.keys()]
-    assert len(ttls) >= 6
-    assert set(ttls) == {-1}
+    assert await states.list_session_ids("u1") == ["kept", "s"]
 
 
 async def test_max_messages_per_session_trims_atomically(services: Services) -> None:

@@ -105,10 +105,8 @@ async def test_export_and_import_between_backends(services: Services) -> None:
     source = InMemoryMemoryService(), InMemorySessionHistoryService(), InMemoryStateService()
     await _fill(*source)
     out = io.StringIO()
-    lines = await export_user(
-        "u1", out, memory=source[0], sessions=source[1], states=source[2], session_ids=["unlisted"]
-    )
-    assert lines == len(out.getvalue().splitlines()) == 1 + 4 + 2
+    lines = await export_user("u1", out, memory=source[0], sessions=source[1], states=source[2])
+    assert lines == len(out.getvalue().splitlines()) == 1 + 1 + 4 + 2
     memory, sessions, states = (
         await services.memory(),
         await services.sessions(),
@@ -157,10 +155,10 @@ def test_command_line_round_trip(agentscope_url: str, redis_url: str, tmp_path: 
         assert status == 1  # two entries were skipped, and said so
         exported = tmp_path / "alice.jsonl"
         common = ["--url", redis_url, "--file", str(exported)]
-        assert main(["redis", "export", "--user", "alice", "--session", "trip", *common,
+        assert main(["redis", "export", "--user", "alice", *common,
                      "--key-prefix", first]) == 0  # fmt: skip
         kinds = [json.loads(line)["type"] for line in exported.read_text().splitlines()]
-        assert sorted(set(kinds)) == ["memory", "session", "state"]
+        assert sorted(set(kinds)) == ["header", "memory", "session", "state"]
         assert main(["redis", "import", *common, "--key-prefix", second]) == 0
         with redis.Redis.from_url(redis_url) as client:
             assert client.keys(f"{second}:*")

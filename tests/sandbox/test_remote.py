@@ -24,10 +24,13 @@ async def test_missing_or_wrong_token_gets_401(
     async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
         connect = await client.post("/v1/connect", json={"session_id": "intruder"})
         assert connect.status_code == 401 and connect.headers["www-authenticate"] == "Bearer"
-        run = await client.post("/v1/sandboxes/x/run_shell_command", json={"command": "id"})
+        run = await client.post(
+            "/v1/invoke",
+            json={"sandbox_id": "x", "tool": "run_shell_command", "arguments": {"command": "id"}},
+        )
         assert run.status_code == 401
-        info = await client.get("/v1/info")
-        assert info.status_code == 401
+        unknown = await client.post("/v1/no_such_operation", json={})
+        assert unknown.status_code == 401
 
 
 async def test_wrong_token_raises_and_runs_nothing(sandbox_server: tuple[str, str]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentmem._validation import check_id, check_optional_id
-from agentmem.errors import MissingExtraError
+from agentmem.errors import InvalidArgumentError, MissingExtraError
 from agentmem.schemas.agent_schemas import (
     AudioContent,
     Content,
@@ -77,14 +77,16 @@ def _block_to_content(block: Any) -> Content:
             return AudioContent(data=source["data"], format=source["media_type"])
     if kind in _DATA_BLOCKS:
         return DataContent(data=json.loads(json.dumps(block)))
-    raise ValueError(f"unsupported AgentScope content block: {block!r}")
+    raise InvalidArgumentError("msg.content", f"unsupported AgentScope content block: {block!r}")
 
 
 def msg_to_message(msg: Msg) -> Message:
     """The agentmem :class:`Message` holding everything of an AgentScope ``Msg``."""
     metadata = dict(msg.metadata or {})
     if MSG_METADATA_KEY in metadata:
-        raise ValueError(f"Msg.metadata must not use the reserved key {MSG_METADATA_KEY!r}")
+        raise InvalidArgumentError(
+            "msg.metadata", f"must not use the reserved key {MSG_METADATA_KEY!r}"
+        )
     extra: dict[str, Any] = {
         "name": msg.name,
         "timestamp": msg.timestamp,
@@ -178,8 +180,10 @@ class AgentScopeLongTermMemory(LongTermMemoryBase):
     spans conversations.
 
     The adapter borrows ``service``: start it before use (the in-memory service works
-    unstarted) and stop it when done. Errors of the service propagate; AgentScope's
-    toolkit turns those raised in tool functions into an error response for the agent.
+    unstarted) and stop it when done. Bad arguments raise
+    :class:`agentmem.errors.InvalidArgumentError` (a ``ValueError`` and a ``TypeError``),
+    as the services do. Errors of the service propagate; AgentScope's toolkit turns
+    those raised in tool functions into an error response for the agent.
     """
 
     def __init__(
@@ -187,7 +191,9 @@ class AgentScopeLongTermMemory(LongTermMemoryBase):
     ) -> None:
         super().__init__()
         if not isinstance(service, MemoryService):
-            raise TypeError(f"service must be a MemoryService, got {type(service).__name__}")
+            raise InvalidArgumentError(
+                "service", f"must be a MemoryService, got {type(service).__name__}"
+            )
         self.service = service
         self.user_id = check_id(user_id, "user_id")
         self.session_id = check_optional_id(session_id, "session_id")
@@ -201,7 +207,9 @@ class AgentScopeLongTermMemory(LongTermMemoryBase):
         items = [msgs] if isinstance(msgs, Msg) else [msg for msg in msgs if msg is not None]
         for item in items:
             if not isinstance(item, Msg):
-                raise TypeError(f"expected AgentScope Msg objects, got {type(item).__name__}")
+                raise InvalidArgumentError(
+                    "msgs", f"must hold AgentScope Msg objects, got {type(item).__name__}"
+                )
         messages = [msg_to_message(msg) for msg in items]
         if messages:
             await self.service.add_memory(self.user_id, messages, self.session_id)
@@ -242,7 +250,7 @@ class AgentScopeLongTermMemory(LongTermMemoryBase):
 
         items = [item for item in content if isinstance(item, str) and item.strip()]
         if len(items) != len(content):
-            raise ValueError("content must be a list of non-empty strings")
+            raise InvalidArgumentError("content", "must be a list of non-empty strings")
         messages = []
         for item in items:
             parts: list[dict[str, Any]] = [{"type": "text", "text": item}]

@@ -3,70 +3,90 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
-from typing_extensions import override
+from typing_extensions import Unpack, override
 
-from agentmem._validation import DEFAULT_SESSION_ID, check_id, check_optional_id, copy_state
 from agentmem.errors import CorruptDataError
+from agentmem.limits import MAX_ROUND_ID
 from agentmem.services._redis import (
-    DEFAULT_KEY_PREFIX,
+    AGENTSCOPE_PARAMETERS,
     LUA_HELPERS,
-    RedisClient,
+    RedisConnection,
+    RedisOptions,
     RedisServiceBase,
+    decode_id,
     encode_id,
     text,
 )
-from agentmem.services.agent_state.state_service import StateService, check_round_id
+from agentmem.services.agent_state.state_service import StateService, next_round
 
 __all__ = ["RedisStateService"]
 
-# KEYS: the session's round ids (a sorted set, for the latest round in O(log n)) and its
-# states by round (a hash). ARGV[1] is the TTL in ms (0: none), ARGV[2] the round id
-# ("0": the next one for saves, the latest one for reads and all of them for deletes).
-_PRELUDE = (
+# KEYS of the session scripts: the session's round ids (a sorted set, for the latest round
+# in O(log n)), its states by round (a hash) and the user's index of sessions holding
+# rounds (a sorted set scored by each session's deadline in ms, +inf without expiry).
+# ARGV: the TTL in ms (0: none), the encoded session, the round id ("0": the next one for
+# saves, the latest one for reads and all of them for deletes), then the script's own.
+# Round ids go to Redis as the decimal strings they are stored as: Lua turns numbers into
+# text with 14 significant digits, which would round ids beyond 10^14.
+_SESSION_PRELUDE = (
     LUA_HELPERS
-    + """
-local rounds, states = KEYS[1], KEYS[2]
-local ttl_ms, round = tonumber(ARGV[1]), ARGV[2]
+    + f"""
+local rounds, states, sessions = KEYS[1], KEYS[2], KEYS[3]
+local ttl_ms, session, round = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local MAX_ROUND = {MAX_ROUND_ID}
 
 local function latest()
-  local top = redis.call('ZRANGE', rounds, -1, -1)
-  return top[1]
+  return redis.call('ZRANGE', rounds, -1, -1)[1]
+end
+
+-- Lists the session in the user's index until its deadline, which its keys share.
+local function touch()
+  if ttl_ms > 0 then
+    redis.call('ZADD', sessions, now_ms() + ttl_ms, session)
+    expire_keys(ttl_ms)
+  else
+    redis.call('ZADD', sessions, 'inf', session)
+    redis.call('PERSIST', sessions)
+  end
 end
 """
 )
 
 _SCRIPTS = {
-    "save": _PRELUDE
+    # ARGV 4: the state's JSON. Returns the round, or nothing when the latest round is
+    # MAX_ROUND and no round was given.
+    "save": _SESSION_PRELUDE
     + """
 if round == '0' then
   local top = latest()
-  round = string.format('%d', (top and tonumber(top) or 0) + 1)
+  local chosen = (top and tonumber(top) or 0) + 1
+  if chosen > MAX_ROUND then return false end
+  round = string.format('%d', chosen)
 end
-redis.call('HSET', states, round, ARGV[3])
-redis.call('ZADD', rounds, tonumber(round), round)
-expire_keys(ttl_ms)
+redis.call('HSET', states, round, ARGV[4])
+redis.call('ZADD', rounds, round, round)
+touch()
 return round
 """,
-    "export": _PRELUDE
+    "load": _SESSION_PRELUDE
     + """
 if round == '0' then
   round = latest()
   if not round then return false end
 end
 local state = redis.call('HGET', states, round)
-if state then expire_keys(ttl_ms) end
+if state and ttl_ms > 0 then touch() end
 return state
 """,
-    "list": _PRELUDE
+    "rounds": _SESSION_PRELUDE
     + """
 local all = redis.call('ZRANGE', rounds, 0, -1)
-if #all > 0 then expire_keys(ttl_ms) end
+if #all > 0 and ttl_ms > 0 then touch() end
 return all
 """,
-    "delete": _PRELUDE
+    "delete": _SESSION_PRELUDE
     + """
 if round == '0' then
   redis.call('DEL', rounds, states)
@@ -74,108 +94,112 @@ else
   redis.call('ZREM', rounds, round)
   redis.call('HDEL', states, round)
 end
+if redis.call('EXISTS', rounds) == 0 then redis.call('ZREM', sessions, session) end
 return 1
 """,
+    # KEYS: the user's index of sessions. The sessions holding rounds now; drops the
+    # entries of expired ones.
+    "sessions": LUA_HELPERS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now_ms()))
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+""",
 }
+
+_INDEX = "state:sessions"
 
 
 class RedisStateService(RedisServiceBase, StateService):
     """States in Redis, a hash of JSON states by round per user and session.
 
+    Connection: ``connection=RedisConnection(...)`` or AgentScope Runtime 1.0's
+    arguments, positional (``redis_url, redis_client, socket_timeout,
+    socket_connect_timeout, max_connections, retry_on_timeout, ttl_seconds,
+    health_check_interval, socket_keepalive``) or by keyword, as for
+    :class:`agentmem.services.memory.redis.RedisMemoryService`.
+
     Choosing the next round and storing the state is one Lua script, so concurrent
     saves from any number of processes get distinct rounds (AgentScope Runtime 1.0 read
-    ``max + 1`` and wrote it in two steps, so concurrent saves collided).
+    ``max + 1`` and wrote it in two steps, so concurrent saves collided). Round ids are
+    exact up to 2**53 - 1, where automatic rounds stop as in every backend. The user's
+    sessions are listed from an index kept by the same scripts, never by scanning keys.
 
-    ``ttl_seconds`` (default 3600, None: never) applies per user and session: its rounds
-    expire together, ``ttl_seconds`` after the last save or read. Connection arguments,
-    ``key_prefix`` and ``cluster`` are those of
-    :class:`agentmem.services.memory.redis_memory_service.RedisMemoryService`. A stored
-    state that is not valid JSON makes ``export_state`` raise
+    ``ttl_seconds`` (default None: never expire) applies per user and session: when set,
+    the session's rounds expire together, ``ttl_seconds`` after its last save or read.
+    AgentScope Runtime 1.0 defaulted to 3600; pass ``ttl_seconds=3600`` to keep that. A
+    stored state that is not a JSON object makes ``export_state`` raise
     :class:`agentmem.errors.CorruptDataError`.
     """
 
     scripts = _SCRIPTS
+    agentscope_parameters = tuple(
+        name for name in AGENTSCOPE_PARAMETERS if name != "max_messages_per_session"
+    )
 
     def __init__(
         self,
-        redis_url: str = "redis://localhost:6379/0",
-        redis_client: RedisClient | None = None,
-        socket_timeout: float | None = 5.0,
-        socket_connect_timeout: float | None = 5.0,
-        max_connections: int | None = 50,
-        retry_on_timeout: bool = True,
-        ttl_seconds: int | None = 3600,
-        health_check_interval: float | None = 30.0,
-        socket_keepalive: bool = True,
-        *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
-        cluster: bool | None = None,
+        *args: Any,
+        connection: RedisConnection | None = None,
+        ttl_seconds: int | None = None,
+        **options: Unpack[RedisOptions],
     ) -> None:
-        super().__init__(
-            redis_url,
-            redis_client,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            max_connections=max_connections,
-            retry_on_timeout=retry_on_timeout,
-            ttl_seconds=ttl_seconds,
-            health_check_interval=health_check_interval,
-            socket_keepalive=socket_keepalive,
-            key_prefix=key_prefix,
-            cluster=cluster,
-        )
+        connection, own = self._arguments(args, connection, options, {"ttl_seconds": ttl_seconds})
+        super().__init__(connection, own["ttl_seconds"])
 
-    def _keys(self, user_id: str, session_id: str | None) -> list[str]:
-        check_id(user_id, "user_id")
-        session = encode_id(check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID)
-        return self.keys.user(user_id, f"state:rounds:{session}", f"state:states:{session}")
+    def _session_keys(self, user_id: str, session_id: str) -> list[str]:
+        session = encode_id(session_id)
+        return self.keys.user(user_id, f"state:rounds:{session}", f"state:states:{session}", _INDEX)
+
+    async def _run(
+        self, script: str, user_id: str, session_id: str, round_id: int | None, *extra: Any
+    ) -> Any:
+        keys = self._session_keys(user_id, session_id)
+        round_arg = "0" if round_id is None else str(round_id)
+        args = [self.ttl_ms, encode_id(session_id), round_arg, *extra]
+        return await self.run_script(script, keys, args)
 
     @override
-    async def save_state(
-        self,
-        user_id: str,
-        state: Mapping[str, Any],
-        session_id: str | None = None,
-        round_id: int | None = None,
+    async def _save_state(
+        self, user_id: str, session_id: str, state: dict[str, Any], round_id: int | None
     ) -> int:
-        keys = self._keys(user_id, session_id)
-        explicit = check_round_id(round_id)
-        encoded = json.dumps(copy_state(state), ensure_ascii=False)
-        saved = await self.run_script(
-            "save state", "save", keys, [self._ttl_ms, explicit or 0, encoded]
-        )
+        encoded = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+        saved = await self._run("save", user_id, session_id, round_id, encoded)
+        if saved is None:
+            # The latest round is the last one: next_round says so as every backend does.
+            return next_round(MAX_ROUND_ID)
         return int(text(saved))
 
     @override
-    async def export_state(
-        self, user_id: str, session_id: str | None = None, round_id: int | None = None
+    async def _load_state(
+        self, user_id: str, session_id: str, round_id: int | None
     ) -> dict[str, Any] | None:
-        keys = self._keys(user_id, session_id)
-        wanted = check_round_id(round_id)
-        raw = await self.run_script("read state", "export", keys, [self._ttl_ms, wanted or 0])
+        raw = await self._run("load", user_id, session_id, round_id)
         if raw is None:
             return None
+        where = f"session {session_id!r} of user {user_id!r}"
         try:
             state = json.loads(raw)
         except ValueError as exc:
-            raise CorruptDataError(f"the state stored in {keys[1]!r} is not JSON") from exc
+            raise CorruptDataError(f"a state stored in {where} is not JSON") from exc
         if not isinstance(state, dict):
-            raise CorruptDataError(f"the state stored in {keys[1]!r} is not a JSON object")
+            raise CorruptDataError(f"a state stored in {where} is not a JSON object")
         return state
 
     @override
-    async def list_states(self, user_id: str, session_id: str | None = None) -> list[int]:
-        keys = self._keys(user_id, session_id)
-        raw = await self.run_script("list states", "list", keys, [self._ttl_ms, 0])
+    async def _list_rounds(self, user_id: str, session_id: str) -> list[int]:
+        raw = await self._run("rounds", user_id, session_id, None)
         try:
             return [int(text(value)) for value in raw]
         except ValueError as exc:
-            raise CorruptDataError(f"{keys[0]!r} holds a round id that is not a number") from exc
+            raise CorruptDataError(
+                f"session {session_id!r} of user {user_id!r} holds a round id that is not a number"
+            ) from exc
 
     @override
-    async def delete_state(
-        self, user_id: str, session_id: str | None = None, round_id: int | None = None
-    ) -> None:
-        keys = self._keys(user_id, session_id)
-        wanted = check_round_id(round_id)
-        await self.run_script("delete state", "delete", keys, [self._ttl_ms, wanted or 0])
+    async def _delete_state(self, user_id: str, session_id: str, round_id: int | None) -> None:
+        await self._run("delete", user_id, session_id, round_id)
+
+    @override
+    async def _list_state_sessions(self, user_id: str) -> list[str]:
+        raw = await self.run_script("sessions", self.keys.user(user_id, _INDEX), [])
+        return [decode_id(text(value)) for value in raw]

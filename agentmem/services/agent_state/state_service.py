@@ -101,6 +101,10 @@ class StateService(ServiceWithLifecycleManager):
         with self._mapped("delete state"):
             await self._delete_state(user_id, session, wanted)
 
+    @abstractmethod
+    async def _check_health(self) -> bool:
+        """One round trip to the storage, as :meth:`health` describes."""
+
     # The storage core; arguments arrive validated and ``state`` is the backend's own copy.
 
     @abstractmethod

@@ -9,31 +9,22 @@ facts come back as assistant messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Awaitable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any, ClassVar, NamedTuple
 
 from typing_extensions import override
 
-from agentmem._validation import (
-    DEFAULT_SESSION_ID,
-    check_id,
-    check_optional_id,
-    parse_list_filters,
-    parse_search_filters,
-)
-from agentmem.errors import (
-    BackendError,
-    CorruptDataError,
-    MissingExtraError,
-    ServiceNotStartedError,
-)
-from agentmem.schemas.agent_schemas import Message, TextContent, to_messages
-from agentmem.search.analysis import analyze
+from agentmem._validation import DEFAULT_SESSION_ID, ListFilters
+from agentmem.errors import CorruptDataError, MissingExtraError
+from agentmem.schemas.agent_schemas import Message, TextContent
 from agentmem.search.ranking import SearchFilters
-from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
-from agentmem.services.utils import MicrosecondClock
+from agentmem.services.base import Capability
+from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
+from agentmem.services.utils import MicrosecondClock, decode_message, started
+from agentmem.services.utils.memory_results import HitFilter, memory_record
 
 __all__ = ["Mem0MemoryService"]
 
@@ -46,10 +37,14 @@ _ORDER = "agentmem_order"
 # an escaped one, are sent with this prefix.
 _ESCAPE = "agentmem-escaped:"
 
-# Memories read per request when listing everything of a user.
+# Memories read per request when listing everything of a user on the platform; the
+# open-source engine answers in one page of up to _LOCAL_LIMIT.
 _PAGE = 100
+_LOCAL_LIMIT = 1_000_000_000
 # How many memories a search asks mem0 for when agentmem filters its results further.
 _SEARCH_POOL = 100
+# The user whose memories health() asks for: any id does, none is ever written.
+_HEALTH_USER = "agentmem-health"
 
 
 def _import_mem0(feature: str) -> Any:
@@ -63,6 +58,53 @@ def _import_mem0(feature: str) -> Any:
 def _wire_id(value: str) -> str:
     """The id sent to mem0: ``value`` itself unless mem0 would read it as a wildcard."""
     return _ESCAPE + value if value == "*" or value.startswith(_ESCAPE) else value
+
+
+def _run(session: str | None) -> dict[str, str]:
+    """The open-source engine's session argument."""
+    return {} if session is None else {"run_id": session}
+
+
+def _platform_filters(user: str, session: str | None) -> dict[str, Any]:
+    """The platform's filters for a user (and session)."""
+    scope = [{"user_id": user}, *([] if session is None else [{"run_id": session}])]
+    return {"AND": scope}
+
+
+class _Memory(NamedTuple):
+    """One mem0 memory as agentmem reads it; ``order`` is the order of adding."""
+
+    message: Message
+    session_id: str
+    created_at: float
+    order: int
+
+
+def _decode(item: Mapping[str, Any]) -> _Memory:
+    """One mem0 memory: a message agentmem stored, or a fact mem0's LLM extracted."""
+    where = f"mem0 memory {item.get('id')!r}"
+    metadata = item.get("metadata") or {}
+    session_id = str(item.get("run_id") or DEFAULT_SESSION_ID)
+    if session_id.startswith(_ESCAPE):
+        session_id = session_id[len(_ESCAPE) :]
+    try:
+        if _MESSAGE in metadata:
+            message = decode_message(metadata[_MESSAGE], where)
+        else:
+            message = Message(
+                id=str(item["id"]),
+                role="assistant",
+                content=[TextContent(text=str(item.get("memory", "")))],
+                metadata={"mem0_id": str(item["id"])},
+            )
+        if _CREATED_AT in metadata:
+            created_at = float(metadata[_CREATED_AT])
+        else:
+            created_at = datetime.fromisoformat(str(item["created_at"])).timestamp()
+        order = int(metadata.get(_ORDER, created_at * 1_000_000))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptDataError(f"{where} cannot be read: {exc}") from exc
+    return _Memory(message, session_id, created_at, order)
 
 
 class Mem0MemoryService(MemoryService):
@@ -82,7 +124,7 @@ class Mem0MemoryService(MemoryService):
     ``infer=False`` stores messages as they are: this is the mode that satisfies
     agentmem's contract (every field survives, listing returns what was added). With
     ``infer=True`` mem0's LLM turns messages into facts, which are what listing and
-    search then return.
+    search then return. Both modes keep a creation time given on import.
 
     User and session ids go to mem0 as they are, except ``"*"`` (which mem0 reads as
     "any id") and ids starting with ``"agentmem-escaped:"``, which get that prefix.
@@ -90,21 +132,30 @@ class Mem0MemoryService(MemoryService):
     How it differs from the in-memory backend: search ranks by mem0's vector similarity
     (no ``"ranked_search"`` capability) and then keeps only memories sharing a term with
     the query, as agentmem's contract requires; time, metadata and score filters are
-    applied to the best 100 (or ``top_k``) memories mem0 returns; listing reads all of a
-    user's memories (one request per 100 on the platform) to order them by time. The
-    platform processes additions in the background, so they may be listed a moment
-    later.
+    applied to the best 100 (or ``top_k``) memories mem0 returns; listing memories or
+    sessions reads all of a user's memories (one request per 100 on the platform) to
+    order them by time. The platform processes additions in the background, so they may
+    be listed a moment later. With ``infer=False`` each message is one request to mem0,
+    so a failure part way through a call leaves the messages before it stored.
 
     mem0 sends anonymous usage data to PostHog unless ``MEM0_TELEMETRY=False`` is set
     before mem0 is imported.
 
     Cost per call on the platform: ``add_memory`` one request per message with
     ``infer=False`` (one per call with ``infer=True``, plus mem0's LLM work);
-    ``search_memory`` one request (and an embedding); ``list_memory`` one request per
-    100 memories of the user; ``delete_memory`` one request.
+    ``search_memory`` one request (and an embedding); ``list_memory`` and
+    ``list_session_ids`` one request per 100 memories of the user; ``delete_memory``
+    one request; ``health`` one request.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"list_by_session", "delete_by_session"})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.LIST_BY_SESSION,
+            Capability.DELETE_BY_SESSION,
+            Capability.LIST_SESSIONS,
+            Capability.CREATION_TIME,
+        }
+    )
 
     def __init__(
         self,
@@ -142,256 +193,158 @@ class Mem0MemoryService(MemoryService):
     def infer(self) -> bool:
         return self._infer
 
+    @property
+    def _local(self) -> bool:
+        return self._memory is not None
+
     @override
     async def start(self) -> None:
         """Connect to the platform (checking the key), or adopt the local engine."""
         if self._client is not None:
             return
-        if self._memory is not None:
+        if self._local:
             self._client = self._memory
             return
         from mem0 import AsyncMemoryClient
 
-        def connect() -> Any:
-            return AsyncMemoryClient(
+        with self._mapped(f"connect to the mem0 platform at {self._host or 'https://api.mem0.ai'}"):
+            self._client = await asyncio.to_thread(
+                AsyncMemoryClient,
                 api_key=self._api_key,
                 host=self._host,
                 org_id=self._org_id,
                 project_id=self._project_id,
             )
 
-        try:
-            self._client = await asyncio.to_thread(connect)
-        except Exception as exc:
-            raise BackendError(
-                f"cannot use the mem0 platform at {self._host or 'https://api.mem0.ai'}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
     @override
     async def stop(self) -> None:
         """Close the platform client's connections; a borrowed engine stays open."""
         client, self._client = self._client, None
-        if client is not None and client is not self._memory:
+        if client is not None and not self._local:
             await client.async_client.aclose()
 
-    @override
-    async def health(self) -> bool:
-        """Whether the service is started (the platform's key was accepted then)."""
-        return self._client is not None
+    @contextlib.asynccontextmanager
+    async def _engine(self) -> AsyncIterator[Any]:
+        """The client, held alone while in use when it is the open-source engine."""
+        client = started(self, self._client)
+        # The open-source engine runs its vector store in worker threads, and a local
+        # Qdrant crashes under concurrent writes: one call at a time.
+        async with self._engine_lock if self._local else contextlib.nullcontext():
+            yield client
 
-    @property
-    def _local(self) -> bool:
-        return self._memory is not None
-
-    async def _call(self, action: str, call: Awaitable[Any]) -> Any:
-        """Await one mem0 call, mapping its failures to :class:`BackendError`."""
-        try:
+    async def _get_all(
+        self, user: str, session: str | None, page: int, size: int
+    ) -> Mapping[str, Any]:
+        """One page of the memories of a user (in a session), ids as sent to mem0."""
+        async with self._engine() as client:
             if self._local:
-                # The open-source engine runs its vector store in worker threads, and a
-                # local Qdrant crashes under concurrent writes: one call at a time.
-                async with self._engine_lock:
-                    return await call
-            return await call
-        except (TypeError, BackendError):
-            raise
-        except Exception as exc:  # httpx, requests, qdrant, sqlite and mem0's own errors
-            raise BackendError(f"mem0 {action} failed: {type(exc).__name__}: {exc}") from exc
-
-    def _require_client(self) -> Any:
-        if self._client is None:
-            raise ServiceNotStartedError(self)
-        return self._client
-
-    def _filters(self, user_id: str, session_id: str | None) -> dict[str, Any]:
-        scope: list[dict[str, str]] = [{"user_id": user_id}]
-        if session_id is not None:
-            scope.append({"run_id": session_id})
-        return {"AND": scope}
+                result = await client.get_all(user_id=user, limit=size, **_run(session))
+            else:
+                scope = _platform_filters(user, session)
+                result = await client.get_all(filters=scope, page=page, page_size=size)
+        answer: Mapping[str, Any] = result
+        return answer
 
     @override
-    async def add_memory(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any],
-        session_id: str | None = None,
+    async def _check_health(self) -> bool:
+        await self._get_all(_HEALTH_USER, None, 1, 1)
+        return True
+
+    @override
+    async def _add_memories(
+        self, user_id: str, session_id: str, messages: list[Message], created_at: float
     ) -> None:
-        check_id(user_id, "user_id")
-        session = check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID
-        parsed = to_messages(messages)
-        client = self._require_client()
-        if not parsed:
-            return
-        user, run = _wire_id(user_id), _wire_id(session)
-        first = self._clock.take(len(parsed))
-        created_at = first / 1_000_000
+        user, run = _wire_id(user_id), _wire_id(session_id)
+        first = self._clock.take(len(messages))
+        # mem0 skips system messages when storing as-is, and knows no other roles.
+        wire = [
+            {
+                "role": "assistant" if message.role == "assistant" else "user",
+                "content": message.searchable_text(),
+            }
+            for message in messages
+        ]
         if self._infer:
-            payload = [self._wire_message(message) for message in parsed]
-            shared: dict[str, Any] = {_CREATED_AT: created_at, _ORDER: first}
-            await self._call(
-                "adding memories",
-                client.add(payload, user_id=user, run_id=run, metadata=shared, infer=True),
-            )
+            shared = {_CREATED_AT: created_at, _ORDER: first}
+            async with self._engine() as client:
+                await client.add(wire, user_id=user, run_id=run, metadata=shared, infer=True)
             return
-        for offset, message in enumerate(parsed):
-            metadata: dict[str, Any] = {
+        for offset, message in enumerate(messages):
+            metadata = {
                 _MESSAGE: message.model_dump_json(),
-                _CREATED_AT: (first + offset) / 1_000_000,
+                _CREATED_AT: created_at,
                 _ORDER: first + offset,
             }
-            wire = [self._wire_message(message)]
-            await self._call(
-                "adding memories",
-                client.add(wire, user_id=user, run_id=run, metadata=metadata, infer=False),
-            )
-
-    @staticmethod
-    def _wire_message(message: Message) -> dict[str, str]:
-        # mem0 skips system messages when storing as-is, and knows no other roles.
-        role = "assistant" if message.role == "assistant" else "user"
-        return {"role": role, "content": message.searchable_text()}
-
-    def _decode(self, item: Mapping[str, Any]) -> tuple[Message, str, float, int]:
-        """The message, session, creation time and order key of one mem0 memory."""
-        try:
-            metadata = item.get("metadata") or {}
-            session_id = str(item.get("run_id") or DEFAULT_SESSION_ID)
-            if session_id.startswith(_ESCAPE):
-                session_id = session_id[len(_ESCAPE) :]
-            raw = metadata.get(_MESSAGE)
-            if raw is not None:
-                message = Message.model_validate_json(raw)
-            else:
-                message = Message(
-                    id=str(item["id"]),
-                    role="assistant",
-                    content=[TextContent(text=str(item.get("memory", "")))],
-                    metadata={"mem0_id": str(item["id"])},
+            async with self._engine() as client:
+                await client.add(
+                    [wire[offset]], user_id=user, run_id=run, metadata=metadata, infer=False
                 )
-            if _CREATED_AT in metadata:
-                created_at = float(metadata[_CREATED_AT])
-            else:
-                created_at = datetime.fromisoformat(str(item["created_at"])).timestamp()
-            order = int(metadata.get(_ORDER, created_at * 1_000_000))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptDataError(f"mem0 memory {item.get('id')!r} cannot be read: {exc}") from exc
-        return message, session_id, created_at, order
 
-    async def _all(self, user_id: str, session_id: str | None) -> list[Mapping[str, Any]]:
-        """Every memory of a user (and session), both ids as sent to mem0."""
-        client = self._require_client()
-        if self._local:
-            run = {} if session_id is None else {"run_id": session_id}
-            result = await self._call(
-                "listing memories",
-                client.get_all(user_id=user_id, limit=1_000_000_000, **run),
-            )
-            # Only exact matches, whatever the engine's filters made of the id.
-            return [item for item in result.get("results", []) if item.get("user_id") == user_id]
+    async def _all(self, user_id: str, session_id: str | None) -> list[_Memory]:
+        """Every memory of a user (in a session), in the order they were added."""
+        user = _wire_id(user_id)
+        session = None if session_id is None else _wire_id(session_id)
         items: list[Mapping[str, Any]] = []
         page = 1
         while True:
-            result = await self._call(
-                "listing memories",
-                client.get_all(
-                    filters=self._filters(user_id, session_id), page=page, page_size=_PAGE
-                ),
+            result = await self._get_all(
+                user, session, page, _LOCAL_LIMIT if self._local else _PAGE
             )
             items.extend(result.get("results", []))
-            if not result.get("next"):
-                return [item for item in items if item.get("user_id") == user_id]
+            if self._local or not result.get("next"):
+                break
             page += 1
+        # Only exact matches, whatever mem0's filters made of the id.
+        memories = [_decode(item) for item in items if item.get("user_id") == user]
+        return sorted(memories, key=lambda memory: memory.order)
 
     @override
-    async def search_memory_hits(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any] | str,
-        filters: Mapping[str, Any] | None = None,
+    async def _search_memories(
+        self, user_id: str, query: str, filters: SearchFilters
     ) -> list[MemoryHit]:
-        check_id(user_id, "user_id")
-        parsed = parse_search_filters(filters)
-        query = query_text(messages)
-        client = self._require_client()
-        terms = set(analyze(query))
-        if not terms:
+        accepted = HitFilter(query, filters)
+        if not accepted.terms:
             return []
-        pool = max(parsed.top_k, _SEARCH_POOL)
+        pool = max(filters.top_k, _SEARCH_POOL)
         user = _wire_id(user_id)
-        session = None if parsed.session_id is None else _wire_id(parsed.session_id)
-        if self._local:
-            run = {} if session is None else {"run_id": session}
-            result = await self._call(
-                "searching memories", client.search(query, user_id=user, limit=pool, **run)
-            )
-        else:
-            result = await self._call(
-                "searching memories",
-                client.search(query, filters=self._filters(user, session), top_k=pool),
-            )
-        ranked = []
+        session = None if filters.session_id is None else _wire_id(filters.session_id)
+        async with self._engine() as client:
+            if self._local:
+                result = await client.search(query, user_id=user, limit=pool, **_run(session))
+            else:
+                scope = _platform_filters(user, session)
+                result = await client.search(query, filters=scope, top_k=pool)
+        ranked: list[tuple[int, MemoryHit]] = []
         for item in result.get("results", []):
             if item.get("user_id") != user:
                 continue
-            message, session_id, created_at, order = self._decode(item)
+            memory = _decode(item)
             score = float(item.get("score") or 0.0)
-            if self._accepts(message, created_at, score, parsed, terms):
-                ranked.append((score, order, message, session_id, created_at))
-        ranked.sort(key=lambda entry: (-entry[0], -entry[1]))
+            hit = accepted.hit(memory.message, memory.session_id, memory.created_at, score)
+            if hit is not None:
+                ranked.append((memory.order, hit))
+        ranked.sort(key=lambda entry: (-entry[1].score, -entry[0]))
+        return [hit for _, hit in ranked[: filters.top_k]]
+
+    @override
+    async def _list_memories(self, user_id: str, page: ListFilters) -> list[MemoryRecord]:
+        memories = await self._all(user_id, page.session_id)
+        window = memories[page.offset : page.offset + page.page_size]
         return [
-            MemoryHit(
-                message=message,
-                score=score,
-                session_id=session_id,
-                created_at=datetime.fromtimestamp(created_at, UTC),
-            )
-            for score, _, message, session_id, created_at in ranked[: parsed.top_k]
+            memory_record(memory.message, memory.session_id, memory.created_at) for memory in window
         ]
 
-    @staticmethod
-    def _accepts(
-        message: Message, created_at: float, score: float, filters: SearchFilters, terms: set[str]
-    ) -> bool:
-        if not terms.intersection(analyze(message.searchable_text())):
-            return False
-        if filters.start_time is not None and created_at < filters.start_time:
-            return False
-        if filters.end_time is not None and created_at > filters.end_time:
-            return False
-        if filters.min_score is not None and score < filters.min_score:
-            return False
-        stored = message.metadata or {}
-        return all(
-            key in stored and stored[key] == value for key, value in filters.metadata.items()
-        )
+    @override
+    async def _list_memory_sessions(self, user_id: str) -> list[str]:
+        return list(dict.fromkeys(memory.session_id for memory in await self._all(user_id, None)))
 
     @override
-    async def list_memory(
-        self, user_id: str, filters: Mapping[str, Any] | None = None
-    ) -> list[Message]:
-        check_id(user_id, "user_id")
-        page = parse_list_filters(filters)
-        self._require_client()
-        session = None if page.session_id is None else _wire_id(page.session_id)
-        decoded = [self._decode(item) for item in await self._all(_wire_id(user_id), session)]
-        decoded.sort(key=lambda entry: entry[3])
-        window = decoded[page.offset : page.offset + page.page_size]
-        return [message for message, _, _, _ in window]
-
-    @override
-    async def delete_memory(self, user_id: str, session_id: str | None = None) -> None:
-        check_id(user_id, "user_id")
-        check_optional_id(session_id, "session_id")
-        client = self._require_client()
+    async def _delete_memories(self, user_id: str, session_id: str | None) -> None:
         user = _wire_id(user_id)
-        run = {} if session_id is None else {"run_id": _wire_id(session_id)}
+        session = None if session_id is None else _wire_id(session_id)
         while True:
-            await self._call("deleting memories", client.delete_all(user_id=user, **run))
-            if not self._local:
-                return
+            async with self._engine() as client:
+                await client.delete_all(user_id=user, **_run(session))
             # The open-source engine deletes at most 100 memories per delete_all call.
-            left = await self._call(
-                "deleting memories", client.get_all(user_id=user, limit=1, **run)
-            )
-            if not left.get("results"):
+            if not self._local or not (await self._get_all(user, session, 1, 1)).get("results"):
                 return

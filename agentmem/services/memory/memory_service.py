@@ -35,7 +35,7 @@ from agentmem.services.base import Capability, ServiceWithLifecycleManager
 __all__ = ["MemoryHit", "MemoryRecord", "MemoryService", "query_text"]
 
 MessagesArg = Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any]
-QueryArg = MessagesArg | str
+QueryArg = MessagesArg | str | None
 
 
 class MemoryRecord(BaseModel):
@@ -61,7 +61,12 @@ class MemoryHit(MemoryRecord):
 
 
 def query_text(messages: object) -> str:
-    """The text searched for: that of the last message (a plain string is taken as is)."""
+    """The text searched for: that of the last message (a plain string is taken as is).
+
+    ``None``, like an empty list, holds no query: the search finds nothing.
+    """
+    if messages is None:
+        return ""
     if isinstance(messages, str):
         return messages
     try:
@@ -226,6 +231,10 @@ class MemoryService(ServiceWithLifecycleManager):
                 return part.text or ""
         return ""
 
+    @abstractmethod
+    async def _check_health(self) -> bool:
+        """One round trip to the storage, as :meth:`health` describes."""
+
     # The storage core. Arguments arrive validated: ids checked, ``session_id`` resolved,
     # messages copied (the backend may keep them), filters parsed.
 
@@ -257,3 +266,12 @@ class MemoryService(ServiceWithLifecycleManager):
     async def _clear_all(self) -> None:
         """Delete every user's memories (backends with CLEAR_ALL)."""
         raise NotImplementedError
+
+
+def __getattr__(name: str) -> Any:
+    # AgentScope Runtime 1.0 defined the in-memory backend in this module.
+    if name == "InMemoryMemoryService":
+        from agentmem.services.memory.in_memory_memory_service import InMemoryMemoryService
+
+        return InMemoryMemoryService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

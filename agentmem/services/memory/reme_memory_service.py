@@ -8,28 +8,19 @@ one workspace per user. It does not keep the messages themselves.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from agentmem._validation import (
-    check_id,
-    check_optional_id,
-    parse_list_filters,
-    parse_search_filters,
-)
-from agentmem.errors import (
-    BackendError,
-    CorruptDataError,
-    MissingExtraError,
-    ServiceNotStartedError,
-)
-from agentmem.schemas.agent_schemas import Message, TextContent, to_messages
-from agentmem.search.analysis import analyze
-from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
-from agentmem.services.utils import id_key
+from agentmem._validation import DEFAULT_SESSION_ID, ListFilters
+from agentmem.errors import CorruptDataError, MissingExtraError
+from agentmem.schemas.agent_schemas import Message, TextContent
+from agentmem.search.ranking import SearchFilters
+from agentmem.services.base import Capability
+from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
+from agentmem.services.utils import id_key, started
+from agentmem.services.utils.memory_results import HitFilter, memory_record
 
 __all__ = ["ReMePersonalMemoryService", "ReMeTaskMemoryService"]
 
@@ -41,6 +32,8 @@ _ENVIRONMENT = {
     "embedding_api_base": "FLOW_EMBEDDING_BASE_URL",
 }
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The user whose workspace health() looks for: any id does, none is ever written.
+_HEALTH_USER = "agentmem-health"
 
 
 def _import_reme(feature: str) -> None:
@@ -56,10 +49,36 @@ def _workspace(user_id: str) -> str:
     return f"agentmem_{id_key(user_id)}"
 
 
+def _decode(item: Any) -> tuple[Message, float, float]:
+    """The message, creation time and score of one ReMe memory (object or dict)."""
+    data = item.model_dump() if hasattr(item, "model_dump") else item
+    try:
+        content = data.get("content") or ""
+        if isinstance(content, bytes):
+            content = content.decode("utf-8")
+        created = datetime.strptime(str(data["time_created"]), _TIME_FORMAT)
+        message = Message(
+            id=str(data["memory_id"]),
+            role="assistant",
+            content=[TextContent(text=str(content))],
+            metadata={
+                "reme_memory_id": str(data["memory_id"]),
+                "reme_memory_type": str(data.get("memory_type", "")),
+                "when_to_use": str(data.get("when_to_use", "")),
+            },
+        )
+        score = float(data.get("score") or 0.0)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptDataError(f"ReMe memory {data!r} cannot be read: {exc}") from exc
+    # ReMe writes local time without a zone.
+    return message, created.timestamp(), score
+
+
 class _ReMeMemoryService(MemoryService):
     """What both ReMe services share; see :class:`ReMePersonalMemoryService`."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    # ReMe keeps no session, no time but its own and no index of users.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
     _summary_flow: ClassVar[str]
     _retrieve_flow: ClassVar[str]
 
@@ -104,17 +123,15 @@ class _ReMeMemoryService(MemoryService):
         """Start ReMe (its flows, models and vector store); idempotent.
 
         ReMe keeps its configuration in process-wide state: run one ReMe configuration
-        per process.
+        per process. Raises :class:`BackendError` when ReMe cannot start.
         """
         if self._app is not None:
             return
         from reme_ai.main import ReMeApp
 
-        try:
+        with self._mapped("start ReMe"):
             app = ReMeApp(*self._config, config_path=self._config_path, **self._settings)
             await app.async_start()
-        except Exception as exc:
-            raise BackendError(f"ReMe failed to start: {type(exc).__name__}: {exc}") from exc
         self._app = app
 
     @override
@@ -124,161 +141,73 @@ class _ReMeMemoryService(MemoryService):
             await app.async_stop()
 
     @override
-    async def health(self) -> bool:
-        return self._app is not None
+    async def _check_health(self) -> bool:
+        started(self, self._app)
+        from flowllm.core.context import C
 
-    def _require_app(self) -> Any:
-        if self._app is None:
-            raise ServiceNotStartedError(self)
-        return self._app
+        # The store ReMe's flows use ("default" in its configuration); asking whether a
+        # workspace exists is a round trip that fails for no missing workspace.
+        await C.vector_store_dict["default"].async_exist_workspace(_workspace(_HEALTH_USER))
+        return True
 
-    async def _flow(self, name: str, **kwargs: Any) -> Any:
-        app = self._require_app()
-        try:
-            return await app.async_execute_flow(name=name, **kwargs)
-        except Exception as exc:  # the models' HTTP errors, the vector store's errors
-            raise BackendError(f"ReMe flow {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    async def _flow(self, name: str, user_id: str, **arguments: Any) -> Any:
+        """Run one of ReMe's flows on the user's workspace."""
+        app = started(self, self._app)
+        return await app.async_execute_flow(
+            name=name, workspace_id=_workspace(user_id), **arguments
+        )
 
     @override
-    async def add_memory(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any],
-        session_id: str | None = None,
+    async def _add_memories(
+        self, user_id: str, session_id: str, messages: list[Message], created_at: float
     ) -> None:
-        """Let ReMe distil memories from the messages; ``session_id`` is not kept."""
-        check_id(user_id, "user_id")
-        check_optional_id(session_id, "session_id")
-        parsed = to_messages(messages)
-        self._require_app()
-        if not parsed:
-            return
         trajectory = [
             {
                 "role": "assistant" if m.role == "assistant" else "user",
                 "content": m.searchable_text(),
             }
-            for m in parsed
+            for m in messages
         ]
         await self._flow(
-            self._summary_flow,
-            workspace_id=_workspace(user_id),
-            trajectories=[{"messages": trajectory, "score": 1.0}],
+            self._summary_flow, user_id, trajectories=[{"messages": trajectory, "score": 1.0}]
         )
 
     def _retrieve_arguments(self, query: str) -> dict[str, Any]:
         return {"query": query}
 
     @override
-    async def search_memory_hits(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any] | str,
-        filters: Mapping[str, Any] | None = None,
+    async def _search_memories(
+        self, user_id: str, query: str, filters: SearchFilters
     ) -> list[MemoryHit]:
-        """ReMe's memories for the query that share a term with it, best first.
-
-        ``session_id`` filters are refused, since ReMe keeps no session.
-        """
-        check_id(user_id, "user_id")
-        parsed = parse_search_filters(filters)
-        query = query_text(messages)
-        self._require_app()
-        if parsed.session_id is not None:
-            raise NotImplementedError("ReMe keeps no session: search cannot filter by session_id")
-        terms = set(analyze(query))
-        if not terms:
+        if filters.session_id is not None:
+            self._require(Capability.LIST_BY_SESSION, "search one session's memories")
+        accepted = HitFilter(query, filters)
+        if not accepted.terms:
             return []
         result = await self._flow(
-            self._retrieve_flow,
-            workspace_id=_workspace(user_id),
-            top_k=parsed.top_k,
-            **self._retrieve_arguments(query),
+            self._retrieve_flow, user_id, top_k=filters.top_k, **self._retrieve_arguments(query)
         )
         hits = []
         for item in (result.metadata or {}).get("memory_list") or []:
-            message, created_at, score = self._decode(item)
-            if not terms.intersection(analyze(message.searchable_text())):
-                continue
-            if parsed.start_time is not None and created_at < parsed.start_time:
-                continue
-            if parsed.end_time is not None and created_at > parsed.end_time:
-                continue
-            if parsed.min_score is not None and score < parsed.min_score:
-                continue
-            stored = message.metadata or {}
-            if any(stored.get(key) != value for key, value in parsed.metadata.items()):
-                continue
-            hits.append(
-                MemoryHit(
-                    message=message,
-                    score=score,
-                    session_id="default",
-                    created_at=datetime.fromtimestamp(created_at, UTC),
-                )
-            )
-        return hits[: parsed.top_k]
-
-    @staticmethod
-    def _decode(item: Any) -> tuple[Message, float, float]:
-        """The message, creation time and score of one ReMe memory (object or dict)."""
-        data = item.model_dump() if hasattr(item, "model_dump") else item
-        try:
-            content = data.get("content") or ""
-            if isinstance(content, bytes):
-                content = content.decode("utf-8")
-            created = datetime.strptime(str(data["time_created"]), _TIME_FORMAT)
-            message = Message(
-                id=str(data["memory_id"]),
-                role="assistant",
-                content=[TextContent(text=str(content))],
-                metadata={
-                    "reme_memory_id": str(data["memory_id"]),
-                    "reme_memory_type": str(data.get("memory_type", "")),
-                    "when_to_use": str(data.get("when_to_use", "")),
-                },
-            )
-            score = float(data.get("score") or 0.0)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptDataError(f"ReMe memory {data!r} cannot be read: {exc}") from exc
-        # ReMe writes local time without a zone.
-        return message, created.timestamp(), score
+            message, created_at, score = _decode(item)
+            hit = accepted.hit(message, DEFAULT_SESSION_ID, created_at, score)
+            if hit is not None:
+                hits.append(hit)
+        return hits[: filters.top_k]
 
     @override
-    async def list_memory(
-        self, user_id: str, filters: Mapping[str, Any] | None = None
-    ) -> list[Message]:
-        """One page of the user's ReMe memories, oldest first.
-
-        ``session_id`` filters are refused, since ReMe keeps no session.
-        """
-        check_id(user_id, "user_id")
-        page = parse_list_filters(filters)
-        self._require_app()
-        if page.session_id is not None:
-            raise NotImplementedError("ReMe keeps no session: list cannot filter by session_id")
-        result = await self._flow("vector_store", workspace_id=_workspace(user_id), action="list")
+    async def _list_memories(self, user_id: str, page: ListFilters) -> list[MemoryRecord]:
+        result = await self._flow("vector_store", user_id, action="list")
         items = (result.metadata or {}).get("action_result") or []
-        decoded = [self._decode(item) for item in items]
-        decoded.sort(key=lambda entry: (entry[1], entry[0].id))
-        window = decoded[page.offset : page.offset + page.page_size]
-        return [message for message, _, _ in window]
+        decoded = sorted((_decode(item) for item in items), key=lambda m: (m[1], m[0].id))
+        return [
+            memory_record(message, DEFAULT_SESSION_ID, created_at)
+            for message, created_at, _ in decoded[page.offset : page.offset + page.page_size]
+        ]
 
     @override
-    async def delete_memory(self, user_id: str, session_id: str | None = None) -> None:
-        """Delete all of the user's memories; a ``session_id`` is refused.
-
-        ReMe keeps no session of a memory, so deleting one session's memories cannot be
-        done (rather than silently deleting nothing).
-        """
-        check_id(user_id, "user_id")
-        check_optional_id(session_id, "session_id")
-        self._require_app()
-        if session_id is not None:
-            raise NotImplementedError(
-                "ReMe keeps no session: delete_memory can only delete all of a user's memories"
-            )
-        await self._flow("vector_store", workspace_id=_workspace(user_id), action="delete")
+    async def _delete_memories(self, user_id: str, session_id: str | None) -> None:
+        await self._flow("vector_store", user_id, action="delete")
 
 
 class ReMePersonalMemoryService(_ReMeMemoryService):
@@ -295,13 +224,17 @@ class ReMePersonalMemoryService(_ReMeMemoryService):
     What differs from the other backends: ReMe stores what its LLM extracts from the
     messages, not the messages; listing returns those memories as assistant messages,
     oldest first; search returns the ones ReMe retrieves for the query that share a term
-    with it. ReMe keeps no session of a memory, so listing, searching or deleting by
-    ``session_id`` raises ``NotImplementedError``; ``delete_memory(user_id)`` deletes
-    all of the user's memories.
+    with it. ReMe keeps no session of a memory: every memory reads as being in the
+    session ``"default"``, and listing, searching or deleting by ``session_id``, like
+    listing a user's sessions, raises :class:`agentmem.errors.UnsupportedOperationError`
+    (a ``NotImplementedError``); ``delete_memory(user_id)`` deletes all of the user's
+    memories. A creation time given to ``add_memory`` is refused the same way: ReMe
+    stamps its memories itself.
 
     Cost per call: ``add_memory`` runs ReMe's summary flow (several LLM calls, one
     embedding per memory); ``search_memory`` embeds the query (and may call the LLM);
-    listing and deleting call no model.
+    listing and deleting call no model; ``health`` asks the vector store whether a
+    workspace exists.
     """
 
     _summary_flow = "summary_personal_memory"

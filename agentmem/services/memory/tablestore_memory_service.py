@@ -7,33 +7,28 @@ serves listing (by primary key, which starts with the time of writing) and searc
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from typing_extensions import override
+from typing_extensions import Unpack, override
 
-from agentmem._validation import (
-    DEFAULT_SESSION_ID,
-    check_id,
-    check_optional_id,
-    parse_list_filters,
-    parse_search_filters,
-)
-from agentmem.errors import CorruptDataError, ServiceNotStartedError
-from agentmem.schemas.agent_schemas import Message, to_messages
+from agentmem._validation import ListFilters, check_id
+from agentmem.errors import CorruptDataError
+from agentmem.schemas.agent_schemas import Message
 from agentmem.search.analysis import analyze
 from agentmem.search.embeddings import Embedder, embed_texts
-from agentmem.search.ranking import SearchFilters, query_terms
-from agentmem.services.memory.memory_service import MemoryHit, MemoryService, query_text
-from agentmem.services.utils import MicrosecondClock, id_key
+from agentmem.search.ranking import SearchFilters
+from agentmem.services.base import Capability
+from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
+from agentmem.services.utils import MicrosecondClock, decode_message, id_key, stored_text
+from agentmem.services.utils.memory_results import HitFilter, memory_record
 from agentmem.services.utils.tablestore_service_utils import (
-    TablestoreClientHolder,
-    tablestore_errors,
+    TablestoreConnection,
+    TablestoreCredentials,
+    for_each,
+    write_all,
 )
 
 __all__ = ["SearchStrategy", "TablestoreMemoryService"]
@@ -49,7 +44,8 @@ _COLUMNS = ["document_id", "tenant_id", _SESSION_ID, _CREATED_AT, _MESSAGE]
 
 # Tablestore returns at most this many rows per search request.
 _MAX_PAGE = 1000
-_DELETE_CONCURRENCY = 32
+# Rows a search asks for when filters applied afterwards may drop some.
+_POST_FILTER_POOL = 100
 
 
 class SearchStrategy(StrEnum):
@@ -64,6 +60,37 @@ class SearchStrategy(StrEnum):
     VECTOR = "vector"
 
 
+def _knowledge_store() -> Any:
+    from tablestore_for_agent_memory.knowledge.async_knowledge_store import (
+        AsyncKnowledgeStore,
+    )
+
+    return AsyncKnowledgeStore
+
+
+def _decode(document: Any) -> tuple[Message, str, float]:
+    """The message, session id and creation time of a memory row."""
+    where = f"Tablestore memory row {document.document_id!r}"
+    metadata = document.metadata or {}
+    message = decode_message(metadata.get(_MESSAGE), where)
+    session_id = stored_text(metadata.get(_SESSION_ID), f"{where} (session id)")
+    created_at = metadata.get(_CREATED_AT)
+    if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+        raise CorruptDataError(f"{where} has no creation time")
+    return message, session_id, float(created_at)
+
+
+def _hits(document_hits: Sequence[Any] | None, accepted: HitFilter) -> list[MemoryHit]:
+    """The hits of a search response that ``accepted`` keeps, in the response's order."""
+    hits = []
+    for document_hit in document_hits or ():
+        message, session_id, created_at = _decode(document_hit.document)
+        hit = accepted.hit(message, session_id, created_at, float(document_hit.score or 0.0))
+        if hit is not None:
+            hits.append(hit)
+    return hits
+
+
 class TablestoreMemoryService(MemoryService):
     """Memories in a Tablestore table with a search index; needs ``agentmem[tablestore]``.
 
@@ -74,7 +101,8 @@ class TablestoreMemoryService(MemoryService):
 
     Each message is one row keyed by a hash of its user id, so ids of any length or
     characters are kept apart; the whole message is stored as JSON in one column, so
-    every field (``metadata``, ``usage``...) survives as it was.
+    every field (``metadata``, ``usage``...) survives as it was, and so does a creation
+    time given on import.
 
     How it differs from the in-memory backend:
 
@@ -86,7 +114,10 @@ class TablestoreMemoryService(MemoryService):
       query, with agentmem's stemming and stop words.
     * ``metadata`` filters and ``min_score`` are applied to the rows Tablestore returns,
       so a search reads more rows when they are given.
-    * ``list_memory`` pages by reading the rows before the requested page.
+    * ``list_memory`` pages by reading the rows before the requested page, and
+      ``list_session_ids`` reads all of the user's rows.
+    * Rows are written one by one: when a write fails, the rows the call wrote are
+      deleted again, so the call stores nothing unless that deletion fails too.
 
     ``store_factory`` replaces ``AsyncKnowledgeStore``: it is called with that class's
     keyword arguments (a subclass, or an in-memory stand-in for tests).
@@ -98,26 +129,33 @@ class TablestoreMemoryService(MemoryService):
 
     Cost per call, in Tablestore requests: ``add_memory`` one write per message;
     ``search_memory`` one search (more with post-filters) plus, in vector mode, one
-    embedding; ``list_memory`` one search per 1000 rows up to the page; deleting one
-    search per 1000 rows plus one delete per row.
+    embedding; ``list_memory`` one search per 1000 rows up to the page;
+    ``list_session_ids`` one search per 1000 rows of the user; deleting one search per
+    1000 rows plus one delete per row; ``clear_all_memory`` one range read and one
+    batch delete per 200 rows of the table.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"list_by_session", "delete_by_session"})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.LIST_BY_SESSION,
+            Capability.DELETE_BY_SESSION,
+            Capability.LIST_SESSIONS,
+            Capability.CREATION_TIME,
+            Capability.CLEAR_ALL,
+        }
+    )
 
     def __init__(
         self,
         tablestore_client: Any = None,
         *,
-        end_point: str | None = None,
-        instance_name: str | None = None,
-        access_key_id: str | None = None,
-        access_key_secret: str | None = None,
         search_strategy: SearchStrategy | str = SearchStrategy.FULL_TEXT,
         embedder: Embedder | None = None,
         vector_dimension: int | None = None,
         table_name: str = "agentmem_memory",
         search_index_name: str = "agentmem_memory_search_index",
         store_factory: Callable[..., Any] | None = None,
+        **credentials: Unpack[TablestoreCredentials],
     ) -> None:
         self._strategy = SearchStrategy(search_strategy)
         if self._strategy is SearchStrategy.VECTOR and embedder is None:
@@ -131,35 +169,24 @@ class TablestoreMemoryService(MemoryService):
             dimension = getattr(embedder, "dimension", None) or 1024
         if not isinstance(dimension, int) or dimension < 1:
             raise ValueError(f"vector_dimension must be a positive int, got {dimension!r}")
-        check_id(table_name, "table_name")
-        check_id(search_index_name, "search_index_name")
-        self._holder = TablestoreClientHolder(
-            type(self).__name__,
-            tablestore_client,
-            (end_point, instance_name, access_key_id, access_key_secret),
-            store_factory,
-        )
-        self._embedder = embedder
+        self._table_name = check_id(table_name, "table_name")
+        self._search_index_name = check_id(search_index_name, "search_index_name")
+        self._tablestore = TablestoreConnection(self, tablestore_client, credentials, store_factory)
+        self._embedder = embedder if self._strategy is SearchStrategy.VECTOR else None
         self._dimension = dimension
-        self._table_name = table_name
-        self._search_index_name = search_index_name
-        self._store_factory = store_factory
-        self._store: Any = None
         self._clock = MicrosecondClock()
 
     @property
     def search_strategy(self) -> SearchStrategy:
         return self._strategy
 
-    def _new_store(self, client: Any) -> Any:
-        import tablestore
+    @override
+    async def start(self) -> None:
+        """Create the table and search index if missing; idempotent.
 
-        if self._store_factory is None:
-            from tablestore_for_agent_memory.knowledge.async_knowledge_store import (
-                AsyncKnowledgeStore as factory,
-            )
-        else:
-            factory = self._store_factory
+        Raises :class:`BackendError` when Tablestore cannot be reached.
+        """
+        import tablestore
 
         schema = [
             tablestore.FieldSchema(_SESSION_KEY, tablestore.FieldType.KEYWORD),
@@ -173,96 +200,64 @@ class TablestoreMemoryService(MemoryService):
                 analyzer_parameter=tablestore.SplitAnalyzerParameter(delimiter=" "),
             ),
         ]
-        return factory(
-            tablestore_client=client,
-            vector_dimension=self._dimension,
-            enable_multi_tenant=True,
-            table_name=self._table_name,
-            search_index_name=self._search_index_name,
-            search_index_schema=schema,
-            text_field=_TERMS,
-            embedding_field=_EMBEDDING,
-        )
-
-    @override
-    async def start(self) -> None:
-        """Create the table and search index if missing; idempotent.
-
-        Raises :class:`BackendError` when Tablestore cannot be reached.
-        """
-        if self._store is not None:
-            return
-        self._store = await self._holder.open_store(self._new_store, "creating the memory table")
+        with self._mapped("create the memory table"):
+            await self._tablestore.open(
+                _knowledge_store,
+                vector_dimension=self._dimension,
+                enable_multi_tenant=True,
+                table_name=self._table_name,
+                search_index_name=self._search_index_name,
+                search_index_schema=schema,
+                text_field=_TERMS,
+                embedding_field=_EMBEDDING,
+            )
 
     @override
     async def stop(self) -> None:
         """Forget the store; close the client if the service built it."""
-        self._store = None
-        await self._holder.release()
+        await self._tablestore.close()
 
     @override
-    async def health(self) -> bool:
-        """Whether one search request succeeds."""
-        if self._store is None:
-            return False
-        try:
-            await self._store.search_documents(
-                tenant_id=id_key("health"), limit=1, meta_data_to_get=["document_id"]
-            )
-        except Exception:
-            return False
+    async def _check_health(self) -> bool:
+        await self._tablestore.store.search_documents(
+            tenant_id=id_key("health"), limit=1, meta_data_to_get=["document_id"]
+        )
         return True
 
-    def _require_store(self) -> Any:
-        if self._store is None:
-            raise ServiceNotStartedError(self)
-        return self._store
-
     @override
-    async def add_memory(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any],
-        session_id: str | None = None,
+    async def _add_memories(
+        self, user_id: str, session_id: str, messages: list[Message], created_at: float
     ) -> None:
-        check_id(user_id, "user_id")
-        session = check_optional_id(session_id, "session_id") or DEFAULT_SESSION_ID
-        parsed = to_messages(messages)
-        store = self._require_store()
-        if not parsed:
-            return
         from tablestore_for_agent_memory.base.base_knowledge_store import Document
 
-        texts = [" ".join(analyze(message.searchable_text())) for message in parsed]
-        embeddings: list[list[float] | None] = [None] * len(parsed)
-        if self._strategy is SearchStrategy.VECTOR and self._embedder is not None:
-            vectors = await embed_texts(self._embedder, [m.searchable_text() for m in parsed])
+        store = self._tablestore.store
+        embeddings: list[list[float] | None] = [None] * len(messages)
+        if self._embedder is not None:
+            vectors = await embed_texts(self._embedder, [m.searchable_text() for m in messages])
             embeddings = [[float(x) for x in vector] for vector in vectors]
         tenant = id_key(user_id)
-        first = self._clock.take(len(parsed))
-        documents = []
-        for offset, (message, text, embedding) in enumerate(
-            zip(parsed, texts, embeddings, strict=True)
-        ):
-            stamp = first + offset
-            documents.append(
-                Document(
-                    # Rows list in primary-key order, so the id starts with the time.
-                    document_id=f"{stamp:017d}-{uuid.uuid4().hex}",
-                    tenant_id=tenant,
-                    text=text or None,
-                    embedding=embedding,
-                    metadata={
-                        _SESSION_KEY: id_key(session),
-                        _SESSION_ID: session,
-                        _CREATED_AT: stamp / 1_000_000,
-                        _MESSAGE: message.model_dump_json(),
-                    },
-                )
+        first = self._clock.take(len(messages))
+        documents = [
+            Document(
+                # Rows list in primary-key order, so the id starts with the time of writing.
+                document_id=f"{first + offset:017d}-{uuid.uuid4().hex}",
+                tenant_id=tenant,
+                text=" ".join(analyze(message.searchable_text())) or None,
+                embedding=embedding,
+                metadata={
+                    _SESSION_KEY: id_key(session_id),
+                    _SESSION_ID: session_id,
+                    _CREATED_AT: created_at,
+                    _MESSAGE: message.model_dump_json(),
+                },
             )
-        with tablestore_errors("writing memories"):
-            for document in documents:
-                await store.put_document(document)
+            for offset, (message, embedding) in enumerate(zip(messages, embeddings, strict=True))
+        ]
+        await write_all(
+            documents,
+            store.put_document,
+            lambda document: store.delete_document(document.document_id, tenant),
+        )
 
     def _session_filter(self, session_id: str | None) -> Any:
         from tablestore_for_agent_memory.base.filter import Filters
@@ -286,157 +281,104 @@ class TablestoreMemoryService(MemoryService):
         return parts[0] if len(parts) == 1 else Filters.logical_and(parts)
 
     @override
-    async def search_memory_hits(
-        self,
-        user_id: str,
-        messages: Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any] | str,
-        filters: Mapping[str, Any] | None = None,
+    async def _search_memories(
+        self, user_id: str, query: str, filters: SearchFilters
     ) -> list[MemoryHit]:
-        check_id(user_id, "user_id")
-        parsed = parse_search_filters(filters)
-        query = query_text(messages)
-        store = self._require_store()
-        terms = query_terms(query)
-        if not terms:
+        store = self._tablestore.store
+        accepted = HitFilter(query, filters)
+        if not accepted.terms:
             return []
         tenant = id_key(user_id)
-        post_filtered = bool(parsed.metadata) or parsed.min_score is not None
+        post_filtered = bool(filters.metadata) or filters.min_score is not None
+        limit = min(
+            _MAX_PAGE, max(filters.top_k, _POST_FILTER_POOL) if post_filtered else filters.top_k
+        )
         hits: list[MemoryHit] = []
-        if self._strategy is SearchStrategy.VECTOR and self._embedder is not None:
+        if self._embedder is not None:
             from tablestore_for_agent_memory.base.filter import Filters
 
             [unit] = await embed_texts(self._embedder, [query])
-            vector = [float(x) for x in unit]
             # The nearest neighbours are taken among the memories sharing a term.
-            condition = self._search_filter(parsed, Filters.text_match(_TERMS, " ".join(terms)))
-            top_k = min(_MAX_PAGE, max(parsed.top_k, 100) if post_filtered else parsed.top_k)
-            with tablestore_errors("searching memories"):
-                response = await store.vector_search(
-                    query_vector=vector,
-                    top_k=top_k,
+            condition = self._search_filter(
+                filters, Filters.text_match(_TERMS, " ".join(accepted.terms))
+            )
+            response = await store.vector_search(
+                query_vector=[float(x) for x in unit],
+                top_k=limit,
+                tenant_id=tenant,
+                metadata_filter=condition,
+                meta_data_to_get=_COLUMNS,
+            )
+            hits = _hits(response.hits, accepted)
+        else:
+            condition = self._search_filter(filters)
+            next_token = None
+            while len(hits) < filters.top_k:
+                response = await store.full_text_search(
+                    query=" ".join(accepted.terms),
                     tenant_id=tenant,
                     metadata_filter=condition,
+                    limit=limit,
+                    next_token=next_token,
                     meta_data_to_get=_COLUMNS,
                 )
-            hits = self._accepted_hits(response.hits or [], parsed)
-        else:
-            condition = self._search_filter(parsed)
-            limit = min(_MAX_PAGE, max(parsed.top_k, 100) if post_filtered else parsed.top_k)
-            next_token = None
-            while len(hits) < parsed.top_k:
-                with tablestore_errors("searching memories"):
-                    response = await store.full_text_search(
-                        query=" ".join(terms),
-                        tenant_id=tenant,
-                        metadata_filter=condition,
-                        limit=limit,
-                        next_token=next_token,
-                        meta_data_to_get=_COLUMNS,
-                    )
-                hits.extend(self._accepted_hits(response.hits or [], parsed))
+                hits.extend(_hits(response.hits, accepted))
                 next_token = response.next_token
                 if not next_token or not post_filtered:
                     break
-        return hits[: parsed.top_k]
-
-    def _accepted_hits(
-        self, document_hits: Sequence[Any], filters: SearchFilters
-    ) -> list[MemoryHit]:
-        hits = []
-        for document_hit in document_hits:
-            score = float(document_hit.score or 0.0)
-            if filters.min_score is not None and score < filters.min_score:
-                continue
-            message, session_id, created_at = self._decode(document_hit.document)
-            if filters.metadata:
-                stored = message.metadata or {}
-                if any(
-                    stored.get(key, _MISSING) != value for key, value in filters.metadata.items()
-                ):
-                    continue
-            hits.append(
-                MemoryHit(
-                    message=message,
-                    score=score,
-                    session_id=session_id,
-                    created_at=datetime.fromtimestamp(created_at, UTC),
-                )
-            )
-        return hits
-
-    def _decode(self, document: Any) -> tuple[Message, str, float]:
-        metadata = document.metadata or {}
-        try:
-            raw = metadata[_MESSAGE]
-            if isinstance(raw, bytes | bytearray):
-                raw = bytes(raw).decode("utf-8")
-            message = Message.model_validate_json(raw)
-            session_id = metadata[_SESSION_ID]
-            if isinstance(session_id, bytes | bytearray):
-                session_id = bytes(session_id).decode("utf-8")
-            created_at = float(metadata[_CREATED_AT])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptDataError(
-                f"Tablestore row {document.document_id!r} is not an agentmem memory: {exc}"
-            ) from exc
-        return message, str(session_id), created_at
+        return hits[: filters.top_k]
 
     async def _rows(
-        self, store: Any, tenant: str, condition: Any, columns: list[str]
+        self, user_id: str, session_id: str | None, columns: list[str]
     ) -> AsyncIterator[Any]:
-        """Every row of a user matching ``condition``, in primary-key (time) order."""
+        """Every row of the user (in the session, if given), in primary-key (time) order."""
+        store = self._tablestore.store
         next_token = None
         while True:
-            with tablestore_errors("listing memories"):
-                response = await store.search_documents(
-                    tenant_id=tenant,
-                    metadata_filter=condition,
-                    limit=_MAX_PAGE,
-                    next_token=next_token,
-                    meta_data_to_get=columns,
-                )
-            for hit in response.hits or []:
+            response = await store.search_documents(
+                tenant_id=id_key(user_id),
+                metadata_filter=self._session_filter(session_id),
+                limit=_MAX_PAGE,
+                next_token=next_token,
+                meta_data_to_get=columns,
+            )
+            for hit in response.hits or ():
                 yield hit.document
             next_token = response.next_token
             if not next_token:
                 return
 
     @override
-    async def list_memory(
-        self, user_id: str, filters: Mapping[str, Any] | None = None
-    ) -> list[Message]:
-        check_id(user_id, "user_id")
-        page = parse_list_filters(filters)
-        store = self._require_store()
-        rows = self._rows(store, id_key(user_id), self._session_filter(page.session_id), _COLUMNS)
-        window: list[Message] = []
-        position = itertools.count()
-        async for document in rows:
-            index = next(position)
-            if index < page.offset:
-                continue
-            window.append(self._decode(document)[0])
-            if len(window) == page.page_size:
-                break
+    async def _list_memories(self, user_id: str, page: ListFilters) -> list[MemoryRecord]:
+        window: list[MemoryRecord] = []
+        position = 0
+        async for document in self._rows(user_id, page.session_id, _COLUMNS):
+            if position >= page.offset:
+                window.append(memory_record(*_decode(document)))
+                if len(window) == page.page_size:
+                    break
+            position += 1
         return window
 
     @override
-    async def delete_memory(self, user_id: str, session_id: str | None = None) -> None:
-        check_id(user_id, "user_id")
-        check_optional_id(session_id, "session_id")
-        store = self._require_store()
+    async def _list_memory_sessions(self, user_id: str) -> list[str]:
+        sessions: dict[str, None] = {}
+        async for document in self._rows(user_id, None, ["document_id", _SESSION_ID]):
+            where = f"Tablestore memory row {document.document_id!r} (session id)"
+            sessions.setdefault(stored_text((document.metadata or {}).get(_SESSION_ID), where))
+        return list(sessions)
+
+    @override
+    async def _delete_memories(self, user_id: str, session_id: str | None) -> None:
         tenant = id_key(user_id)
         columns = ["document_id", "tenant_id"]
-        ids = [
-            doc.document_id
-            async for doc in self._rows(store, tenant, self._session_filter(session_id), columns)
-        ]
-        for start in range(0, len(ids), _DELETE_CONCURRENCY):
-            chunk = ids[start : start + _DELETE_CONCURRENCY]
-            with tablestore_errors("deleting memories"):
-                await asyncio.gather(
-                    *(store.delete_document(document_id, tenant) for document_id in chunk)
-                )
+        ids = [doc.document_id async for doc in self._rows(user_id, session_id, columns)]
+        await self._delete_rows(self._tablestore.store, tenant, ids)
 
+    @staticmethod
+    async def _delete_rows(store: Any, tenant: str, document_ids: list[str]) -> None:
+        await for_each(document_ids, lambda document_id: store.delete_document(document_id, tenant))
 
-_MISSING = object()
+    @override
+    async def _clear_all(self) -> None:
+        await self._tablestore.store.delete_all_documents()

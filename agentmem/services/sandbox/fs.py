@@ -14,14 +14,15 @@ import errno
 import fnmatch
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Literal, NoReturn
 
-from agentmem.errors import NotFoundError
-from agentmem.services.sandbox.errors import SandboxError, SandboxPathError
+from agentmem.errors import NotFoundError, SandboxError, SandboxPathError
+from agentmem.services.sandbox.calls import tool
 from agentmem.services.sandbox.models import (
     DirectoryEntry,
+    Edit,
     EditOperation,
     FileContent,
     FileInfo,
@@ -48,7 +49,7 @@ def _kind(mode: int) -> EntryType:
 
 
 class ConfinedFilesystem:
-    """The filesystem operations of a :class:`FilesystemSandbox`, rooted at ``root``.
+    """The file operations confined to ``root``: the tools of the ``filesystem`` type.
 
     Paths may be relative to ``root`` or absolute paths inside it. ``owner`` (when the
     service runs as root) becomes the owner of created files, so sandboxed code can change
@@ -138,6 +139,7 @@ class ConfinedFilesystem:
 
     # -- reading ---------------------------------------------------------------------
 
+    @tool
     def read_file(self, path: str) -> str:
         """The text of a file (UTF-8; undecodable bytes become U+FFFD)."""
         with self._parent(path) as (dir_fd, name):
@@ -156,6 +158,7 @@ class ConfinedFilesystem:
                 )
             return handle.read(self._max_read).decode("utf-8", "replace")
 
+    @tool
     def read_multiple_files(self, paths: list[str]) -> list[FileContent]:
         """Each file's text, or the error that prevented reading it."""
         results = []
@@ -166,6 +169,7 @@ class ConfinedFilesystem:
                 results.append(FileContent(path=path, error=str(exc)))
         return results
 
+    @tool
     def list_directory(self, path: str = ".") -> list[DirectoryEntry]:
         """The entries of a directory, sorted by name; symlinks are listed, not followed."""
         with self._dir(self._parts(path), path) as fd:
@@ -176,6 +180,7 @@ class ConfinedFilesystem:
                 for entry in sorted(os.scandir(fd), key=lambda e: e.name)
             ]
 
+    @tool
     def directory_tree(self, path: str = ".") -> TreeNode:
         """The directory and everything below it (at most 10,000 entries)."""
         parts = self._parts(path)
@@ -201,6 +206,7 @@ class ConfinedFilesystem:
         with self._dir(parts, path) as fd:
             return walk(fd, parts[-1] if parts else self.root.name)
 
+    @tool
     def search_files(
         self, path: str, pattern: str, exclude_patterns: list[str] | None = None
     ) -> list[str]:
@@ -240,6 +246,7 @@ class ConfinedFilesystem:
             walk(fd, [])
         return found
 
+    @tool
     def get_file_info(self, path: str) -> FileInfo:
         """Type, size, times and permissions; a symlink is described, not followed."""
         parts = self._parts(path)
@@ -261,12 +268,14 @@ class ConfinedFilesystem:
             permissions=format(stat.S_IMODE(info.st_mode), "o"),
         )
 
+    @tool
     def list_allowed_directories(self) -> list[str]:
         """The one directory (absolute) every path must stay inside."""
         return [str(self.root)]
 
     # -- writing ---------------------------------------------------------------------
 
+    @tool
     def write_file(self, path: str, content: str) -> None:
         """Create or overwrite a file with ``content`` (UTF-8). Its directory must exist."""
         data = content.encode("utf-8")
@@ -285,7 +294,8 @@ class ConfinedFilesystem:
                 handle.write(data)
             self._chown(name, dir_fd)
 
-    def edit_file(self, path: str, edits: list[EditOperation], dry_run: bool = False) -> str:
+    @tool
+    def edit_file(self, path: str, edits: Sequence[Edit], dry_run: bool = False) -> str:
         """Apply text replacements in order and return the unified diff.
 
         Each ``old_text`` must occur exactly once in the text at that point; otherwise
@@ -293,7 +303,8 @@ class ConfinedFilesystem:
         """
         before = self.read_file(path)
         after = before
-        for number, edit in enumerate(edits, 1):
+        operations = [EditOperation.model_validate(edit) for edit in edits]
+        for number, edit in enumerate(operations, 1):
             count = after.count(edit.old_text) if edit.old_text else 0
             if count != 1:
                 where = "does not occur" if count == 0 else f"occurs {count} times"
@@ -313,6 +324,7 @@ class ConfinedFilesystem:
             self.write_file(path, after)
         return diff
 
+    @tool
     def create_directory(self, path: str) -> None:
         """Create a directory and its missing parents; an existing directory is fine."""
         parts = self._parts(path)
@@ -330,6 +342,7 @@ class ConfinedFilesystem:
         finally:
             os.close(fd)
 
+    @tool
     def move_file(self, source: str, destination: str) -> None:
         """Move or rename a file or directory; the destination must not exist."""
         with (

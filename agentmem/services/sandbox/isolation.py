@@ -35,11 +35,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from agentmem.services.sandbox.errors import SandboxUnavailableError
+from agentmem.errors import SandboxUnavailableError
 from agentmem.services.sandbox.models import IsolationInfo, SandboxLimits
 
 __all__ = [
@@ -49,7 +49,9 @@ __all__ = [
     "bubblewrap_problem",
     "kill_process_group",
     "kill_uid_processes",
+    "kill_until_gone",
     "process_children",
+    "process_ids",
     "remove_tree",
 ]
 
@@ -210,7 +212,7 @@ class UidPool:
         return 40_000, 60_000
 
     def acquire(self) -> int:
-        in_use = {st.st_uid for st in _proc_stats()}
+        in_use = {_uid_of(pid) for pid in process_ids()}
         with self._lock:
             for _ in range(1000):
                 uid = random.randint(self._low, self._high)
@@ -224,17 +226,18 @@ class UidPool:
             self._taken.discard(uid)
 
 
-def _proc_stats() -> Iterator[os.stat_result]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                yield os.stat(f"/proc/{entry}")
-
-
-def _pids() -> Iterator[int]:
+def process_ids() -> Iterator[int]:
+    """The pids of every process visible in /proc."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             yield int(entry)
+
+
+def _uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None  # gone
 
 
 def _is_zombie(pid: int) -> bool:
@@ -244,25 +247,30 @@ def _is_zombie(pid: int) -> bool:
         return True  # gone
 
 
+def kill_until_gone(victims: Callable[[], list[int]]) -> bool:
+    """SIGKILL the processes ``victims()`` lists until it lists none, repeating while a
+    fork bomb keeps spawning; False when some still lived after 50 rounds."""
+    for _ in range(50):
+        pids = victims()
+        if not pids:
+            return True
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    return False
+
+
 def kill_uid_processes(uid: int) -> None:
     """SIGKILL every process of ``uid``, repeating while a fork bomb keeps spawning.
 
     Zombies are skipped: they are dead already and wait for a parent (possibly a
     container's init that never reaps) to collect them.
     """
-    for _ in range(50):
-        victims = []
-        for pid in _pids():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{pid}").st_uid == uid and not _is_zombie(pid):
-                    victims.append(pid)
-        if not victims:
-            return
-        for pid in victims:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-    log.warning("processes of sandbox uid %d survived repeated SIGKILL", uid)
+    if not kill_until_gone(
+        lambda: [pid for pid in process_ids() if _uid_of(pid) == uid and not _is_zombie(pid)]
+    ):
+        log.warning("processes of sandbox uid %d survived repeated SIGKILL", uid)
 
 
 def kill_process_group(pgid: int) -> None:
@@ -274,7 +282,7 @@ def kill_process_group(pgid: int) -> None:
 def process_children() -> dict[int, list[int]]:
     """Map of pid to its child pids, read from /proc."""
     children: dict[int, list[int]] = {}
-    for pid in _pids():
+    for pid in process_ids():
         with contextlib.suppress(OSError, ValueError, IndexError):
             text = Path(f"/proc/{pid}/stat").read_text()
             ppid = int(text.rsplit(")", 1)[1].split()[1])
@@ -284,10 +292,10 @@ def process_children() -> dict[int, list[int]]:
 
 def _count_tasks(uid: int) -> int:
     total = 0
-    for pid in _pids():
+    for pid in process_ids():
+        if _uid_of(pid) != uid:
+            continue
         with contextlib.suppress(OSError, ValueError):
-            if os.stat(f"/proc/{pid}").st_uid != uid:
-                continue
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("Threads:"):
                     total += int(line.split()[1])

@@ -7,16 +7,20 @@ import contextlib
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from agentmem.services.sandbox.errors import SandboxError
-from agentmem.services.sandbox.isolation import kill_process_group, process_children
+from agentmem.errors import MissingExtraError, SandboxError
+from agentmem.services.sandbox.context import SandboxContext
+from agentmem.services.sandbox.isolation import (
+    kill_process_group,
+    kill_until_gone,
+    process_children,
+    process_ids,
+)
 from agentmem.services.sandbox.models import CellError, CellResult
 from agentmem.services.sandbox.shell import CappedText
 
@@ -36,8 +40,6 @@ _POLL_SECONDS = 0.5
 
 def _require_jupyter() -> None:
     if AsyncKernelManager is None:
-        from agentmem.errors import MissingExtraError
-
         raise MissingExtraError("IPython sandboxes", "sandbox", "jupyter_client")
 
 
@@ -46,10 +48,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -78,23 +76,11 @@ class SandboxKernel:
     keeps the kernel off the network. One cell runs at a time.
     """
 
-    def __init__(
-        self,
-        *,
-        run_dir: Path,
-        work_dir: Path,
-        env: dict[str, str],
-        wrap: Callable[[list[str]], list[str]],
-        owner: int | None,
-        max_output_bytes: int,
-    ) -> None:
+    def __init__(self, context: SandboxContext, *, uid: int | None) -> None:
+        """A kernel of the sandbox ``context``, run as ``uid`` (None: the service's)."""
         _require_jupyter()
-        self._run_dir = run_dir
-        self._work_dir = work_dir
-        self._env = env
-        self._wrap = wrap
-        self._owner = owner
-        self._max_output = max_output_bytes
+        self._context = context
+        self._uid = uid
         self._km: Any = None
         self._kc: Any = None
         self._kernel_pid: int | None = None
@@ -104,11 +90,11 @@ class SandboxKernel:
     async def _start(self) -> None:
         if self._closed:
             raise SandboxError("the sandbox was released")
-        wrap, owner = self._wrap, self._owner
+        context, uid = self._context, self._uid
 
         class _Manager(AsyncKernelManager):
             def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-                return wrap(
+                return context.wrap(
                     [
                         sys.executable,
                         "-m",
@@ -117,28 +103,29 @@ class SandboxKernel:
                         self.connection_file,
                         "--HistoryManager.enabled=False",
                         "--IPKernelApp.log_level=CRITICAL",
-                    ]
+                    ],
+                    uid=uid,
                 )
 
             def write_connection_file(self, **kwargs: Any) -> None:
                 super().write_connection_file(**kwargs)
                 # jupyter writes it 0600 for us; the kernel runs as the sandbox's uid.
-                if owner is not None:
-                    os.chown(self.connection_file, owner, owner)
+                if uid is not None:
+                    os.chown(self.connection_file, uid, uid)
 
         km = _Manager(
             transport="ipc",
-            ip=str(self._run_dir / "sockets" / "k"),
-            connection_file=str(self._run_dir / "kernel.json"),
+            ip=str(context.run_dir / "sockets" / "k"),
+            connection_file=str(context.run_dir / "kernel.json"),
         )
-        log = await asyncio.to_thread(_open_log, self._run_dir / "kernel.log")
+        log = await asyncio.to_thread(_open_log, context.run_dir / "kernel.log")
         with log:
             await km.start_kernel(
                 # Not a child jupyter should watch: in a PID namespace the kernel's parent is
                 # pid 1, which ipykernel would take for "parent died" and exit.
                 independent=True,
-                env=dict(self._env),
-                cwd=str(self._work_dir),
+                env=context.environment(),
+                cwd=str(context.work_dir),
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
@@ -176,16 +163,10 @@ class SandboxKernel:
         """
         kernel = self._kernel_pid
         own = _cmdline(kernel) if kernel is not None else b""
-        if not own:
-            return
-        for _ in range(50):
-            copies = [pid for pid in _all_pids() if pid != kernel and _cmdline(pid) == own]
-            if not copies:
-                return
-            for pid in copies:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
+        if own:
+            kill_until_gone(
+                lambda: [pid for pid in process_ids() if pid != kernel and _cmdline(pid) == own]
+            )
 
     async def close(self) -> None:
         """Kill the kernel for good; a cell still running reports a SandboxError."""
@@ -233,7 +214,8 @@ class SandboxKernel:
 
     async def _execute(self, code: str, seconds: float, restarted: bool) -> CellResult:
         started = time.monotonic()
-        out, err = CappedText(self._max_output), CappedText(self._max_output)
+        limit = self._context.limits.max_output_bytes
+        out, err = CappedText(limit), CappedText(limit)
         state: dict[str, Any] = {"result": None, "display": [], "error": None, "count": None}
         msg_id = self._kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         outcome = await self._collect(msg_id, out, err, state, started + seconds)

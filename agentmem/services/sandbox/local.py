@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentmem.errors import NotFoundError
-from agentmem.services.sandbox.backend import SandboxBackend
-from agentmem.services.sandbox.engines import SandboxContext, SandboxEngine
-from agentmem.services.sandbox.errors import SandboxError
+from agentmem._validation import check_id, check_optional_id
+from agentmem.errors import InvalidArgumentError, NotFoundError, SandboxError
+from agentmem.services.sandbox.backend import SandboxBackend, SandboxDescriptor
+from agentmem.services.sandbox.context import SandboxContext
+from agentmem.services.sandbox.engines import SandboxEngine
 from agentmem.services.sandbox.isolation import (
     Isolation,
     IsolationMode,
     kill_uid_processes,
     remove_tree,
 )
-from agentmem.services.sandbox.models import SandboxDescriptor, SandboxLimits, ServiceInfo
+from agentmem.services.sandbox.models import SandboxLimits, ServiceInfo
 from agentmem.services.sandbox.registry import engine_class, sandbox_types
 
 __all__ = ["LocalBackend", "SessionKey"]
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 
 # (session_id, user_id): a tuple, so no two different pairs can ever name one session.
 SessionKey = tuple[str, str | None]
+
+
+def _session_key(session_id: str, user_id: str | None) -> SessionKey:
+    return check_id(session_id, "session_id"), check_optional_id(user_id, "user_id")
 
 
 def _make_root() -> Path:
@@ -80,7 +85,7 @@ class LocalBackend(SandboxBackend):
         idle_timeout: float | None = None,
     ) -> None:
         if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError("idle_timeout must be positive (or None to never reap)")
+            raise InvalidArgumentError("idle_timeout", "must be positive (or None to never reap)")
         self._mode: IsolationMode = isolation
         self.limits = limits or SandboxLimits()
         self.idle_timeout = idle_timeout
@@ -129,7 +134,15 @@ class LocalBackend(SandboxBackend):
         return self._lock
 
     async def health(self) -> bool:
-        return self._root is not None and self._root.is_dir()
+        """Started, its directory still there and usable, and (with an idle timeout) the
+        reaper of idle sessions still running."""
+        root, reaper = self._root, self._reaper
+        return (
+            root is not None
+            and root.is_dir()
+            and os.access(root, os.W_OK | os.X_OK)
+            and (reaper is None or not reaper.done())
+        )
 
     async def info(self) -> ServiceInfo:
         return ServiceInfo(
@@ -150,8 +163,10 @@ class LocalBackend(SandboxBackend):
     async def connect(
         self, session_id: str, user_id: str | None, sandbox_types: list[str]
     ) -> list[SandboxDescriptor]:
+        key = _session_key(session_id, user_id)
+        if not sandbox_types:
+            raise InvalidArgumentError("sandbox_types", "must name at least one type")
         engines = [engine_class(name) for name in sandbox_types]  # fail before creating
-        key: SessionKey = (session_id, user_id)
         async with self._started_lock():
             session = self._sessions.get(key)
             if session is None:
@@ -210,7 +225,7 @@ class LocalBackend(SandboxBackend):
 
     async def release(self, session_id: str, user_id: str | None) -> int:
         async with self._started_lock():
-            return await self._release((session_id, user_id))
+            return await self._release(_session_key(session_id, user_id))
 
     async def _release(self, key: SessionKey) -> int:
         """Stop a session's processes and delete its files; returns how many sandboxes."""

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "CellError",
     "CellResult",
     "DirectoryEntry",
+    "Edit",
     "EditOperation",
     "FileContent",
     "FileInfo",
     "IsolationInfo",
-    "SandboxDescriptor",
     "SandboxLimits",
     "ServiceInfo",
     "ShellResult",
@@ -79,17 +80,6 @@ class ServiceInfo(BaseModel):
     idle_timeout_seconds: float | None
 
 
-class SandboxDescriptor(BaseModel):
-    """Identity of one live sandbox, as the backend (embedded or remote) reports it."""
-
-    sandbox_id: str
-    sandbox_type: str
-    session_id: str
-    user_id: str | None
-    work_dir: str
-    tools: list[str]
-
-
 class CellError(BaseModel):
     """An exception raised by code in an IPython cell."""
 
@@ -141,6 +131,11 @@ class EditOperation(BaseModel):
 
     old_text: str
     new_text: str
+
+
+#: An edit given as an :class:`EditOperation` or as a ``{"old_text", "new_text"}`` dict;
+#: validation makes either an :class:`EditOperation`.
+Edit = Annotated[EditOperation | Mapping[str, str], BeforeValidator(EditOperation.model_validate)]
 
 
 class FileContent(BaseModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 
+from agentmem.errors import InvalidArgumentError, SandboxUnavailableError
+from agentmem.services.sandbox.calls import contract, tool_names
 from agentmem.services.sandbox.engines import (
     BaseSandboxEngine,
     FilesystemSandboxEngine,
     SandboxEngine,
 )
-from agentmem.services.sandbox.errors import SandboxUnavailableError
 from agentmem.services.sandbox.handles import BaseSandbox, FilesystemSandbox, Sandbox
 
 __all__ = ["engine_class", "handle_class", "register_sandbox_type", "sandbox_types"]
@@ -33,13 +34,19 @@ def register_sandbox_type(
     ``engine`` implements the tools (a :class:`SandboxEngine` subclass); ``handle`` is the
     class callers get (default: the generic :class:`Sandbox` with ``call``/``acall``). For
     a remote service, register the engine in the server process (``agentmem sandbox-server
-    --import my.module``) and the handle in the client.
+    --import my.module``) and the handle in the client. The annotations of every tool
+    must resolve at run time, as they validate its arguments: a tool they do not fit
+    raises here, not on its first call.
     """
     if not name.isidentifier():
-        raise ValueError(f"sandbox type names must be identifiers, not {name!r}")
+        raise InvalidArgumentError("name", f"sandbox type names must be identifiers, not {name!r}")
+    for tool in tool_names(engine):
+        contract(getattr(engine, tool))
     with _lock:
         if name in _TYPES and not replace:
-            raise ValueError(f"sandbox type {name!r} is already registered (pass replace=True)")
+            raise InvalidArgumentError(
+                "name", f"sandbox type {name!r} is already registered (pass replace=True)"
+            )
         _TYPES[name] = (engine, handle)
 
 

@@ -1,20 +1,12 @@
-"""The client side of the sandbox server: the same backend interface over HTTP."""
+"""The client side of the sandbox server: the backend's operations, called over HTTP."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from agentmem.errors import BackendError, MissingExtraError, NotFoundError
+from agentmem.errors import BackendError, MissingExtraError, SandboxAuthError, SandboxError
 from agentmem.services.sandbox.backend import SandboxBackend
-from agentmem.services.sandbox.errors import (
-    SandboxAuthError,
-    SandboxError,
-    SandboxPathError,
-    SandboxUnavailableError,
-)
-from agentmem.services.sandbox.models import SandboxDescriptor, ServiceInfo
+from agentmem.services.sandbox.calls import async_proxy, error_from_json, to_json
 
 try:
     import httpx
@@ -23,21 +15,13 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 __all__ = ["RemoteBackend"]
 
-_DESCRIPTORS = TypeAdapter(list[SandboxDescriptor])
-# Errors the server reports by name and the client raises again as the same type.
-_ERRORS: dict[str, type[Exception]] = {
-    "SandboxError": SandboxError,
-    "SandboxPathError": SandboxPathError,
-    "SandboxUnavailableError": SandboxUnavailableError,
-    "NotFoundError": NotFoundError,
-    "ValueError": ValueError,
-}
-
 
 class RemoteBackend(SandboxBackend):
     """Talks to ``agentmem sandbox-server`` at ``base_url`` with a bearer token.
 
-    ``request_timeout`` bounds one HTTP request; keep it above the server's call timeout.
+    Each operation of :class:`SandboxBackend` is one ``POST /v1/<operation>`` whose body
+    holds its arguments (see :mod:`.server`). ``request_timeout`` bounds one HTTP request;
+    keep it above the server's call timeout.
     """
 
     def __init__(self, base_url: str, bearer_token: str, *, request_timeout: float) -> None:
@@ -61,11 +45,12 @@ class RemoteBackend(SandboxBackend):
             await self._client.aclose()
             self._client = None
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def acall(self, operation: str, /, **arguments: Any) -> Any:
+        """Call ``operation`` on the server; returns its JSON result or raises its error."""
         if self._client is None:
             raise SandboxError("the remote sandbox backend is not started")
         try:
-            response = await self._client.request(method, f"/v1{path}", json=body)
+            response = await self._client.post(f"/v1/{operation}", json=to_json(arguments))
         except httpx.HTTPError as exc:
             raise BackendError(f"sandbox server {self.base_url} unreachable: {exc!r}") from exc
         if response.status_code == 401:
@@ -79,33 +64,17 @@ class RemoteBackend(SandboxBackend):
                 f"sandbox server answered {response.status_code} with non-JSON: "
                 f"{response.text[:200]!r}"
             ) from exc
+        if not isinstance(payload, dict):
+            raise BackendError(
+                f"sandbox server answered {response.status_code}: {response.text[:200]!r}"
+            )
         if response.is_success:
-            return payload
-        error = payload.get("error", {}) if isinstance(payload, dict) else {}
-        message = str(error.get("message", response.text[:200]))
-        raise _ERRORS.get(str(error.get("type")), BackendError)(
-            message if error.get("type") in _ERRORS else f"sandbox server: {message}"
-        )
+            return payload.get("result")
+        error = payload.get("error")
+        raise error_from_json(error if isinstance(error, dict) else {"message": payload})
 
-    async def health(self) -> bool:
-        try:
-            return bool((await self._request("GET", "/health"))["healthy"])
-        except Exception:
-            return False
-
-    async def info(self) -> ServiceInfo:
-        info = ServiceInfo.model_validate(await self._request("GET", "/info"))
-        return info.model_copy(update={"remote": True, "base_url": self.base_url})
-
-    async def connect(
-        self, session_id: str, user_id: str | None, sandbox_types: list[str]
-    ) -> list[SandboxDescriptor]:
-        body = {"session_id": session_id, "user_id": user_id, "sandbox_types": sandbox_types}
-        return _DESCRIPTORS.validate_python(await self._request("POST", "/connect", body))
-
-    async def release(self, session_id: str, user_id: str | None) -> int:
-        body = {"session_id": session_id, "user_id": user_id}
-        return int((await self._request("POST", "/release", body))["released"])
-
-    async def invoke(self, sandbox_id: str, tool: str, arguments: dict[str, Any]) -> Any:
-        return (await self._request("POST", f"/sandboxes/{sandbox_id}/{tool}", arguments))["result"]
+    health = async_proxy(SandboxBackend.health)
+    info = async_proxy(SandboxBackend.info)
+    connect = async_proxy(SandboxBackend.connect)
+    release = async_proxy(SandboxBackend.release)
+    invoke = async_proxy(SandboxBackend.invoke)

@@ -1,15 +1,15 @@
 """``agentmem sandbox-server``: embedded sandboxes served over HTTP to remote services.
 
+Each operation of :class:`~agentmem.services.sandbox.backend.SandboxBackend` (``health``,
+``info``, ``connect``, ``release`` and ``invoke``, which runs a tool of a live sandbox) is
+one route, taking its method's arguments and answering its result as JSON::
+
+    POST /v1/<operation>    {argument: value, ...} -> {"result": ...}
+
 Every request needs ``Authorization: Bearer <token>``; the token is compared in constant
-time and a missing or wrong one gets 401 before anything else happens. Routes (JSON)::
-
-    GET  /v1/health                          {"healthy": bool}
-    GET  /v1/info                            ServiceInfo
-    POST /v1/connect                         {session_id, user_id, sandbox_types} -> [descriptor]
-    POST /v1/release                         {session_id, user_id} -> {"released": n}
-    POST /v1/sandboxes/{sandbox_id}/{tool}   tool arguments -> {"result": ...}
-
-Errors answer ``{"error": {"type": ..., "message": ...}}`` with 400/403/404/422/503/500.
+time and a missing or wrong one gets 401 before the body is read. Errors answer
+``{"error": {"type": ..., "message": ...}}`` with 400/403/404/422/503/500 (see
+:func:`~agentmem.services.sandbox.calls.error_to_json`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,11 @@ import contextlib
 import hmac
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
-from pydantic import BaseModel, ValidationError
-
-from agentmem.errors import MissingExtraError, NotFoundError
-from agentmem.services.sandbox.errors import (
-    SandboxError,
-    SandboxPathError,
-    SandboxUnavailableError,
-)
+from agentmem.errors import InvalidArgumentError, MissingExtraError
+from agentmem.services.sandbox.backend import SandboxBackend
+from agentmem.services.sandbox.calls import call_by_name, error_to_json
 from agentmem.services.sandbox.isolation import IsolationMode
 from agentmem.services.sandbox.local import LocalBackend
 from agentmem.services.sandbox.models import SandboxLimits
@@ -48,33 +42,8 @@ log = logging.getLogger(__name__)
 DEFAULT_IDLE_TIMEOUT = 3600.0
 
 
-class _ConnectBody(BaseModel):
-    session_id: str
-    user_id: str | None = None
-    sandbox_types: list[str] = ["base"]
-
-
-class _ReleaseBody(BaseModel):
-    session_id: str
-    user_id: str | None = None
-
-
-def _error(status: int, kind: str, message: str) -> Response:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
-
-
-def _status_of(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, SandboxPathError):
-        return 403, "SandboxPathError"
-    if isinstance(exc, NotFoundError):
-        return 404, "NotFoundError"
-    if isinstance(exc, SandboxUnavailableError):
-        return 503, "SandboxUnavailableError"
-    if isinstance(exc, SandboxError):
-        return 400, "SandboxError"
-    if isinstance(exc, ValueError | TypeError):
-        return 422, "ValueError"
-    return 500, "InternalError"
+def _error(status: int, error: dict[str, str], **headers: str) -> Response:
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def create_app(token: str, backend: LocalBackend) -> Starlette:
@@ -85,50 +54,25 @@ def create_app(token: str, backend: LocalBackend) -> Starlette:
         raise ValueError("the sandbox server needs a non-empty bearer token")
     expected = f"Bearer {token}".encode()
 
-    def guarded(
-        handler: Callable[[Request], Awaitable[Any]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse(
-                    {"error": {"type": "Unauthorized", "message": "missing or wrong token"}},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            try:
-                return JSONResponse(await handler(request))
-            except ValidationError as exc:
-                return _error(422, "ValueError", str(exc))
-            except Exception as exc:
-                status, kind = _status_of(exc)
-                if status == 500:
-                    log.exception("sandbox server request failed")
-                return _error(status, kind, str(exc))
-
-        return endpoint
-
-    async def health(request: Request) -> Any:
-        return {"healthy": await backend.health()}
-
-    async def info(request: Request) -> Any:
-        return (await backend.info()).model_dump(mode="json")
-
-    async def connect(request: Request) -> Any:
-        body = _ConnectBody.model_validate(await request.json())
-        descriptors = await backend.connect(body.session_id, body.user_id, body.sandbox_types)
-        return [d.model_dump(mode="json") for d in descriptors]
-
-    async def release(request: Request) -> Any:
-        body = _ReleaseBody.model_validate(await request.json())
-        return {"released": await backend.release(body.session_id, body.user_id)}
-
-    async def invoke(request: Request) -> Any:
-        arguments = await request.json()
-        if not isinstance(arguments, dict):
-            raise ValueError("tool arguments must be a JSON object")
-        sandbox_id, tool = request.path_params["sandbox_id"], request.path_params["tool"]
-        return {"result": await backend.invoke(sandbox_id, tool, arguments)}
+    async def endpoint(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            unauthorized = {"type": "Unauthorized", "message": "missing or wrong token"}
+            return _error(401, unauthorized, **{"WWW-Authenticate": "Bearer"})
+        try:
+            arguments = await request.json()
+            if not isinstance(arguments, dict):
+                raise InvalidArgumentError("body", "must be a JSON object of arguments")
+            operation = request.path_params["operation"]
+            result = await call_by_name(
+                SandboxBackend, backend, operation, arguments, owner="the sandbox server"
+            )
+            return JSONResponse({"result": result})
+        except Exception as exc:
+            status, error = error_to_json(exc)
+            if status == 500:
+                log.exception("sandbox server request failed")
+            return _error(status, error)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,16 +82,8 @@ def create_app(token: str, backend: LocalBackend) -> Starlette:
         finally:
             await backend.stop()
 
-    return Starlette(
-        routes=[
-            Route("/v1/health", guarded(health), methods=["GET"]),
-            Route("/v1/info", guarded(info), methods=["GET"]),
-            Route("/v1/connect", guarded(connect), methods=["POST"]),
-            Route("/v1/release", guarded(release), methods=["POST"]),
-            Route("/v1/sandboxes/{sandbox_id}/{tool}", guarded(invoke), methods=["POST"]),
-        ],
-        lifespan=lifespan,
-    )
+    route = Route("/v1/{operation}", endpoint, methods=["POST"])
+    return Starlette(routes=[route], lifespan=lifespan)
 
 
 def serve(

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Sequence
 
 from agentmem._loop_thread import LoopThread
-from agentmem.errors import ServiceNotStartedError
+from agentmem.errors import InvalidArgumentError, ServiceNotStartedError
 from agentmem.services.base import ServiceWithLifecycleManager
 from agentmem.services.sandbox.backend import SandboxBackend
 from agentmem.services.sandbox.handles import Sandbox
@@ -54,9 +54,11 @@ class SandboxService(ServiceWithLifecycleManager):
         request_timeout: float = 300.0,
     ) -> None:
         if base_url is not None and not bearer_token:
-            raise ValueError("a remote SandboxService needs bearer_token (the server's token)")
+            raise InvalidArgumentError(
+                "bearer_token", "a remote SandboxService needs one (the server's token)"
+            )
         if base_url is None and bearer_token is not None:
-            raise ValueError("bearer_token is only used with base_url")
+            raise InvalidArgumentError("bearer_token", "is only used with base_url")
         self._backend: SandboxBackend
         if base_url is None:
             self._backend = LocalBackend(
@@ -66,6 +68,7 @@ class SandboxService(ServiceWithLifecycleManager):
             self._backend = RemoteBackend(
                 base_url, bearer_token or "", request_timeout=request_timeout
             )
+        self.base_url = None if base_url is None else base_url.rstrip("/")
         self.remote = base_url is not None
         self._runner = LoopThread(
             "agentmem-sandbox",
@@ -95,22 +98,21 @@ class SandboxService(ServiceWithLifecycleManager):
             await self._runner.run(self._backend.stop())
         self._runner.close()
 
-    async def health(self) -> bool:
-        """True when the service can serve: started and its backend (server) answers.
-
-        An embedded service that is not started yet counts as healthy (it starts on use).
-        """
+    async def _check_health(self) -> bool:
+        """Remote: started and the server answers that it can serve (a round trip).
+        Embedded: its sandbox directory is usable and idle sessions are still reaped; an
+        embedded service that is not started yet counts as healthy (it starts on use)."""
         if not self._started:
             return not self.remote
-        try:
-            return await self._runner.run(self._backend.health())
-        except Exception:
-            return False
+        return await self._runner.run(self._backend.health())
 
     async def info(self) -> ServiceInfo:
         """What isolation sandboxes get, the limits, the sandbox types and how many live."""
         await self._require_started()
-        return await self._runner.run(self._backend.info())
+        info = await self._runner.run(self._backend.info())
+        if self.base_url is None:
+            return info
+        return info.model_copy(update={"remote": True, "base_url": self.base_url})
 
     async def _require_started(self) -> None:
         if not self._started:
@@ -129,13 +131,10 @@ class SandboxService(ServiceWithLifecycleManager):
         Connecting again with the same ids returns the same live sandboxes (same files,
         same kernel state); new types are added to the session. All sandboxes of a session
         share its directory. Types: ``"base"`` (:class:`BaseSandbox`), ``"filesystem"``
-        (:class:`FilesystemSandbox`) and registered custom types.
+        (:class:`FilesystemSandbox`) and registered custom types. Ids are checked as in
+        every service (:class:`~agentmem.errors.InvalidArgumentError`).
         """
-        if not isinstance(session_id, str) or not session_id:
-            raise ValueError("session_id must be a non-empty string")
         types = list(sandbox_types) if sandbox_types is not None else ["base"]
-        if not types:
-            raise ValueError("sandbox_types must name at least one type")
         await self._require_started()
         descriptors = await self._runner.run(self._backend.connect(session_id, user_id, types))
         handles = []

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from typing_extensions import override
+from typing_extensions import Unpack, override
 
-from agentmem._validation import check_id
 from agentmem.errors import CorruptDataError
-from agentmem.schemas.agent_schemas import Message, to_messages
-from agentmem.schemas.session import Session
+from agentmem.schemas.agent_schemas import Message
 from agentmem.services._redis import (
-    DEFAULT_KEY_PREFIX,
+    AGENTSCOPE_PARAMETERS,
     LUA_HELPERS,
-    RedisClient,
+    RedisConnection,
+    RedisOptions,
     RedisServiceBase,
     check_positive,
     decode_id,
     encode_id,
     text,
 )
-from agentmem.services.session_history.session_history_service import (
-    SessionHistoryService,
-    check_session,
-    resolve_new_session_id,
-)
+from agentmem.services.session_history.session_history_service import SessionHistoryService
 
 __all__ = ["RedisSessionHistoryService"]
 
@@ -119,86 +113,65 @@ return redis.call('ZRANGE', index, 0, -1)
 class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     """Sessions in Redis, each a list of JSON messages; safe for many processes at once.
 
+    Connection: ``connection=RedisConnection(...)`` or AgentScope Runtime 1.0's
+    arguments, positional or by keyword, as for
+    :class:`agentmem.services.memory.redis.RedisMemoryService`.
+
     Appends are one Lua script: ``RPUSH`` (then ``LTRIM`` to the newest
     ``max_messages_per_session``), registration of the session in the user's index and
     its expiry, all atomic and O(messages appended), whatever the session's length.
     ``list_sessions`` reads the user's index, never scans keys.
 
-    ``ttl_seconds`` (default 3600, None: never) applies per session: a session expires
-    as a whole, messages and index entry together, ``ttl_seconds`` after it was last
-    created, appended to or read. An expired session is a session that is not stored:
-    ``get_session`` returns it empty and an append stores it anew holding only the new
-    messages (the SessionHistoryService rule), never a part of its old ones.
+    ``ttl_seconds`` (default None: never expire) applies per session: when set, a
+    session expires as a whole, messages and index entry together, ``ttl_seconds`` after
+    it was last created, appended to or read. AgentScope Runtime 1.0 defaulted to 3600;
+    pass ``ttl_seconds=3600`` to keep that. An expired session is a session that is not
+    stored: ``get_session`` returns it empty and an append stores it anew holding only
+    the new messages (the SessionHistoryService rule), never a part of its old ones.
 
-    Connection arguments, ``key_prefix`` and ``cluster`` are those of
-    :class:`agentmem.services.memory.redis_memory_service.RedisMemoryService`. A message
-    that cannot be decoded (planted or damaged data) makes ``get_session`` raise
-    :class:`agentmem.errors.CorruptDataError`; other sessions stay readable.
+    A message that cannot be decoded (planted or damaged data) makes ``get_session``
+    raise :class:`agentmem.errors.CorruptDataError`; other sessions stay readable.
     """
 
     scripts = _SCRIPTS
+    agentscope_parameters = AGENTSCOPE_PARAMETERS
 
     def __init__(
         self,
-        redis_url: str = "redis://localhost:6379/0",
-        redis_client: RedisClient | None = None,
-        socket_timeout: float | None = 5.0,
-        socket_connect_timeout: float | None = 5.0,
-        max_connections: int | None = 50,
-        retry_on_timeout: bool = True,
-        ttl_seconds: int | None = 3600,
+        *args: Any,
+        connection: RedisConnection | None = None,
+        ttl_seconds: int | None = None,
         max_messages_per_session: int | None = None,
-        health_check_interval: float | None = 30.0,
-        socket_keepalive: bool = True,
-        *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
-        cluster: bool | None = None,
+        **options: Unpack[RedisOptions],
     ) -> None:
-        super().__init__(
-            redis_url,
-            redis_client,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            max_connections=max_connections,
-            retry_on_timeout=retry_on_timeout,
-            ttl_seconds=ttl_seconds,
-            health_check_interval=health_check_interval,
-            socket_keepalive=socket_keepalive,
-            key_prefix=key_prefix,
-            cluster=cluster,
+        connection, own = self._arguments(
+            args,
+            connection,
+            options,
+            {"ttl_seconds": ttl_seconds, "max_messages_per_session": max_messages_per_session},
         )
-        self._max_messages = (
-            check_positive(max_messages_per_session, "max_messages_per_session", optional=True) or 0
-        )
+        super().__init__(connection, own["ttl_seconds"])
+        limit = own["max_messages_per_session"]
+        self._max_messages = check_positive(limit, "max_messages_per_session", optional=True) or 0
 
-    async def _run(
-        self, action: str, script: str, user_id: str, session_id: str | None, *extra: Any
-    ) -> Any:
+    async def _run(self, script: str, user_id: str, session_id: str | None, *extra: Any) -> Any:
         """Run ``script`` with the user's keys (and the session's), the TTL and ``extra``."""
         names = ["hist:index", "hist:deadlines", "hist:meta"]
-        args: list[Any] = [self._ttl_ms]
+        args: list[Any] = [self.ttl_ms]
         if session_id is not None:
             encoded = encode_id(session_id)
             names.append(f"hist:messages:{encoded}")
             args.append(encoded)
-        return await self.run_script(
-            action, script, self.keys.user(user_id, *names), args + list(extra)
-        )
+        return await self.run_script(script, self.keys.user(user_id, *names), args + list(extra))
 
     @override
-    async def create_session(self, user_id: str, session_id: str | None = None) -> Session:
-        check_id(user_id, "user_id")
-        session = Session(id=resolve_new_session_id(session_id), user_id=user_id)
-        await self._run("create session", "create", user_id, session.id)
-        return session
+    async def _create_session(self, user_id: str, session_id: str) -> None:
+        await self._run("create", user_id, session_id)
 
     @override
-    async def get_session(self, user_id: str, session_id: str) -> Session:
-        check_id(user_id, "user_id")
-        check_id(session_id, "session_id")
-        raw = await self._run("read session", "get", user_id, session_id)
+    async def _read_messages(self, user_id: str, session_id: str) -> list[Message]:
         messages = []
-        for position, value in enumerate(raw):
+        for position, value in enumerate(await self._run("get", user_id, session_id)):
             try:
                 messages.append(Message.model_validate_json(value))
             except ValidationError as exc:
@@ -206,34 +179,24 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
                     f"message {position} of session {session_id!r} of user {user_id!r} "
                     f"cannot be decoded: {exc.errors()[0]['msg']}"
                 ) from exc
-        return Session(id=session_id, user_id=user_id, messages=messages)
+        return messages
 
     @override
-    async def delete_session(self, user_id: str, session_id: str) -> None:
-        check_id(user_id, "user_id")
-        check_id(session_id, "session_id")
-        await self._run("delete session", "delete", user_id, session_id)
+    async def _delete_session(self, user_id: str, session_id: str) -> None:
+        await self._run("delete", user_id, session_id)
 
     @override
-    async def list_sessions(self, user_id: str) -> list[Session]:
-        check_id(user_id, "user_id")
-        raw = await self._run("list sessions", "list", user_id, None)
-        return [Session(id=decode_id(text(value)), user_id=user_id) for value in raw]
+    async def _list_session_ids(self, user_id: str) -> list[str]:
+        return [decode_id(text(value)) for value in await self._run("list", user_id, None)]
 
     @override
-    async def append_message(
-        self,
-        session: Session,
-        message: Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any]],
+    async def _append_messages(
+        self, user_id: str, session_id: str, messages: list[Message]
     ) -> None:
-        check_session(session)
-        messages = to_messages(message)
         await self._run(
-            "append messages",
             "append",
-            session.user_id,
-            session.id,
+            user_id,
+            session_id,
             self._max_messages,
-            *(item.model_dump_json() for item in messages),
+            *(item.__pydantic_serializer__.to_json(item) for item in messages),
         )
-        session.messages.extend(messages)

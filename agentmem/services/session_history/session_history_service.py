@@ -43,9 +43,14 @@ class SessionHistoryService(ServiceWithLifecycleManager):
     """
 
     async def create_session(self, user_id: str, session_id: str | None = None) -> Session:
-        """Create (or reset to empty) a session; a None or blank id gets a new uuid."""
+        """Create (or reset to empty) a session; a None or blank id gets a new uuid.
+
+        Whitespace around a given id is removed: ``" chat "`` creates ``"chat"``. The
+        returned session holds the id used.
+        """
         check_id(user_id, "user_id")
-        session = Session(id=new_session_id(session_id), user_id=user_id)
+        given = session_id.strip() if isinstance(session_id, str) else session_id
+        session = Session(id=new_session_id(given), user_id=user_id)
         with self._mapped("create session"):
             await self._create_session(user_id, session.id)
         return session
@@ -95,6 +100,10 @@ class SessionHistoryService(ServiceWithLifecycleManager):
             await self._append_messages(session.user_id, session.id, messages)
         session.messages.extend(item.model_copy(deep=True) for item in messages)
 
+    @abstractmethod
+    async def _check_health(self) -> bool:
+        """One round trip to the storage, as :meth:`health` describes."""
+
     # The storage core; arguments arrive validated and messages are the backend's copies.
 
     @abstractmethod
@@ -118,3 +127,14 @@ class SessionHistoryService(ServiceWithLifecycleManager):
         self, user_id: str, session_id: str, messages: list[Message]
     ) -> None:
         """Append ``messages`` (at least one) atomically, storing the session if new."""
+
+
+def __getattr__(name: str) -> Any:
+    # AgentScope Runtime 1.0 defined the in-memory backend in this module.
+    if name == "InMemorySessionHistoryService":
+        from agentmem.services.session_history.in_memory_session_history_service import (
+            InMemorySessionHistoryService,
+        )
+
+        return InMemorySessionHistoryService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

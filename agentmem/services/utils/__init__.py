@@ -1,11 +1,17 @@
-"""Helpers shared by the hosted backends."""
+"""Helpers shared by the hosted backends (Tablestore, mem0, ReMe)."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from typing import TypeVar
 
-__all__ = ["MicrosecondClock", "id_key"]
+from agentmem.errors import CorruptDataError, ServiceNotStartedError
+from agentmem.schemas.agent_schemas import Message
+
+__all__ = ["MicrosecondClock", "decode_message", "id_key", "started", "stored_text"]
+
+T = TypeVar("T")
 
 
 class MicrosecondClock:
@@ -39,3 +45,31 @@ def id_key(*parts: str) -> str:
         digest.update(len(encoded).to_bytes(8, "big"))
         digest.update(encoded)
     return digest.hexdigest()
+
+
+def started(service: object, handle: T | None) -> T:
+    """``handle`` (the client or store ``start()`` opened), or ServiceNotStartedError."""
+    if handle is None:
+        raise ServiceNotStartedError(service)
+    return handle
+
+
+def stored_text(value: object, where: str) -> str:
+    """A string read back from a store, which may hand it back as UTF-8 bytes;
+    CorruptDataError naming ``where`` if it is no text."""
+    try:
+        text = bytes(value).decode("utf-8") if isinstance(value, bytes | bytearray) else value
+    except UnicodeDecodeError as exc:
+        raise CorruptDataError(f"{where} is not UTF-8: {exc}") from exc
+    if not isinstance(text, str):
+        raise CorruptDataError(f"{where} holds no text, got {type(value).__name__}")
+    return text
+
+
+def decode_message(raw: object, where: str) -> Message:
+    """The message stored as JSON in ``raw``; CorruptDataError naming ``where`` if it is
+    not one."""
+    try:
+        return Message.model_validate_json(stored_text(raw, where))
+    except ValueError as exc:
+        raise CorruptDataError(f"{where} is not an agentmem message: {exc}") from exc

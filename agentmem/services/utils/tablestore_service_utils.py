@@ -1,25 +1,33 @@
-"""Building Tablestore clients, and the conversions the Tablestore backends share."""
+"""Building Tablestore clients, and the connection both Tablestore backends hold."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
-from agentmem.errors import BackendError, MissingExtraError
-from agentmem.services.utils import id_key
+from agentmem.errors import MissingExtraError
+from agentmem.services.utils import id_key, started
 
 if TYPE_CHECKING:
     import tablestore
 
 __all__ = [
-    "TablestoreClientHolder",
+    "TablestoreConnection",
+    "TablestoreCredentials",
     "check_end_point",
     "create_tablestore_client",
+    "for_each",
     "id_key",
     "import_tablestore",
-    "tablestore_errors",
+    "write_all",
 ]
+
+T = TypeVar("T")
+
+# Row writes and deletes in flight at once.
+_CONCURRENCY = 32
 
 
 def import_tablestore(feature: str) -> Any:
@@ -78,80 +86,118 @@ def create_tablestore_client(
     return client
 
 
-@contextlib.contextmanager
-def tablestore_errors(action: str) -> Iterator[None]:
-    """Map the SDK's and the network's exceptions to :class:`BackendError`.
+async def for_each(items: Sequence[T], call: Callable[[T], Awaitable[object]]) -> None:
+    """Await ``call`` on every item, a few at a time (Tablestore writes rows one by one).
 
-    Argument errors (``ValueError``/``TypeError``) pass unchanged.
+    The first failure is raised once its whole group has finished, so no call is left
+    running behind the caller's back (a clean-up after it cannot race them).
+    """
+    for start in range(0, len(items), _CONCURRENCY):
+        group = items[start : start + _CONCURRENCY]
+        results = await asyncio.gather(*(call(item) for item in group), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+async def write_all(
+    rows: Sequence[T],
+    write: Callable[[T], Awaitable[object]],
+    delete: Callable[[T], Awaitable[object]],
+) -> None:
+    """Write every row, or none as far as Tablestore lets us: when a write fails, every
+    row is deleted again (deleting a missing row is no error) before the error is raised.
+
+    Only a failure of that deletion too can leave some rows written.
     """
     try:
-        yield
-    except (ValueError, TypeError, BackendError):
+        await for_each(rows, write)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await for_each(rows, delete)
         raise
-    except Exception as exc:  # OTSClientError, OTSServiceError, aiohttp and OS errors
-        raise BackendError(f"Tablestore {action} failed: {type(exc).__name__}: {exc}") from exc
 
 
-class TablestoreClientHolder:
-    """The client of a Tablestore service: borrowed, or built from credentials and owned.
+class TablestoreCredentials(TypedDict, total=False):
+    """What a Tablestore service builds its own client from; the four go together."""
+
+    #: The instance's URL, e.g. ``https://my-instance.cn-hangzhou.ots.aliyuncs.com``.
+    end_point: str
+    instance_name: str
+    access_key_id: str
+    access_key_secret: str
+
+
+class TablestoreConnection:
+    """The client and store of one Tablestore service.
 
     A client handed in is borrowed and never closed; one built from ``end_point``,
-    ``instance_name``, ``access_key_id`` and ``access_key_secret`` is built on
-    :meth:`acquire` and closed on :meth:`release`. Without either, ``store_factory``
-    must be given (the store then needs no client, as in tests).
+    ``instance_name``, ``access_key_id`` and ``access_key_secret`` is built by
+    :meth:`open` and closed by :meth:`close`. Without either, ``store_factory`` must be
+    given (the store then needs no client, as in tests).
     """
 
     def __init__(
         self,
-        feature: str,
+        service: object,
         tablestore_client: Any,
-        credentials: tuple[str | None, str | None, str | None, str | None],
-        store_factory: object,
+        credentials: TablestoreCredentials,
+        store_factory: Callable[..., Any] | None,
     ) -> None:
-        if tablestore_client is not None and any(credentials):
+        unknown = sorted(set(credentials) - set(TablestoreCredentials.__annotations__))
+        if unknown:
+            raise TypeError(f"{type(service).__name__} got unexpected arguments {unknown}")
+        given = {name: value for name, value in credentials.items() if value is not None}
+        if tablestore_client is not None and given:
             raise ValueError("give tablestore_client or credentials, not both")
-        if any(credentials) and not all(credentials):
+        if given and len(given) < len(TablestoreCredentials.__annotations__):
             raise ValueError(
                 "end_point, instance_name, access_key_id and access_key_secret go together"
             )
-        if tablestore_client is None and not any(credentials) and store_factory is None:
+        if tablestore_client is None and not given and store_factory is None:
             raise ValueError(
                 "give tablestore_client, or end_point, instance_name, access_key_id and "
                 "access_key_secret"
             )
-        end_point, instance_name, access_key_id, access_key_secret = credentials
-        self._credentials: tuple[str, str, str, str] | None = None
-        if end_point and instance_name and access_key_id and access_key_secret:
-            check_end_point(end_point)
-            self._credentials = (end_point, instance_name, access_key_id, access_key_secret)
-        import_tablestore(feature)
+        self._credentials: TablestoreCredentials | None = None
+        if given:
+            check_end_point(credentials["end_point"])
+            self._credentials = credentials
+        import_tablestore(type(service).__name__)
+        self._service = service
         self.client = tablestore_client
         self._owned = False
+        self._store_factory = store_factory
+        self._store: Any = None
 
-    def acquire(self) -> Any:
-        """The client, built now if the service owns it."""
-        if self.client is None and self._credentials is not None:
-            self.client = create_tablestore_client(*self._credentials)
-            self._owned = True
-        return self.client
+    @property
+    def store(self) -> Any:
+        """The open store; ServiceNotStartedError before :meth:`open`."""
+        return started(self._service, self._store)
 
-    async def open_store(self, make_store: Callable[[Any], Any], action: str) -> Any:
-        """The store ``make_store`` builds on the client, its tables created.
+    async def open(self, default_factory: Callable[[], Any], **options: Any) -> None:
+        """Build the store and create its tables if missing; idempotent.
 
-        Raises :class:`BackendError` (for ``action``) when Tablestore cannot be reached,
-        after releasing the client.
+        The store is ``store_factory`` (else what ``default_factory`` returns) called
+        with the client and ``options``. On failure the client built here is closed.
         """
-        store = make_store(self.acquire())
+        if self._store is not None:
+            return
+        if self.client is None and self._credentials is not None:
+            self.client = create_tablestore_client(**self._credentials)
+            self._owned = True
+        factory = self._store_factory or default_factory()
         try:
-            with tablestore_errors(action):
-                await store.init_table()
+            store = factory(tablestore_client=self.client, **options)
+            await store.init_table()
         except BaseException:
-            await self.release()
+            await self.close()
             raise
-        return store
+        self._store = store
 
-    async def release(self) -> None:
-        """Close the client if it was built here; a borrowed one stays open."""
+    async def close(self) -> None:
+        """Forget the store; close the client if it was built here."""
+        self._store = None
         if self._owned and self.client is not None:
             client, self.client, self._owned = self.client, None, False
             # Closing only releases pooled connections; a failure there loses nothing.

@@ -1,0 +1,89 @@
+"""The ranking's view of one user's index in Redis, for one search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from agentmem.errors import CorruptDataError
+from agentmem.search.embeddings import StoredVectors, TermVectors
+from agentmem.search.ranking import CorpusStats, DocInfo
+from agentmem.services._redis import RedisServiceBase, text
+from agentmem.services.memory.redis.codec import Postings, ascii_bytes, decode_entry
+from agentmem.services.memory.redis.keys import UserKeys
+from agentmem.services.memory.redis.vector_cache import VectorCache, VectorSnapshot
+
+__all__ = ["UserIndexView"]
+
+
+class UserIndexView:
+    """One user's index as :class:`agentmem.search.ranking.VectorIndexView` reads it.
+
+    Postings of all query terms and the corpus counts come in one script call (which
+    refreshes the user's expiry, as any read); the neighbour lookup also returns each
+    memory's index entry, which later serves :meth:`documents` without another round
+    trip. Lives for one search; the vectors come from the service's ``vector_cache``.
+    """
+
+    def __init__(
+        self, service: RedisServiceBase, keys: UserKeys, vector_cache: VectorCache
+    ) -> None:
+        self._service = service
+        self._keys = keys
+        self._vector_cache = vector_cache
+        self._stats = CorpusStats(0, 0)
+        self._infos: dict[int, DocInfo] = {}
+        self._near: dict[int, list[int]] = {}
+        self._vectors: VectorSnapshot | None = None
+
+    async def corpus_stats(self) -> CorpusStats:
+        return self._stats
+
+    async def postings(self, terms: Sequence[str]) -> Mapping[str, Mapping[int, int]]:
+        raw = await self._service.run_script(
+            "postings", self._keys.all(), [self._service.ttl_ms, *terms]
+        )
+        try:
+            self._stats = CorpusStats(int(raw[0]), int(raw[1]))
+            found: dict[str, Mapping[int, int]] = {}
+            if len(raw) == 2:  # the user has no memories
+                return found
+            for position, term in enumerate(terms):
+                older, newest = raw[2 + 2 * position], raw[3 + 2 * position]
+                if older or newest:
+                    found[term] = Postings(ascii_bytes(older) + ascii_bytes(newest))
+            return found
+        except ValueError as exc:
+            raise CorruptDataError("the search index of a user cannot be decoded") from exc
+
+    async def documents(self, doc_ids: Iterable[int]) -> Mapping[int, DocInfo]:
+        wanted = list(doc_ids)
+        missing = [doc_id for doc_id in wanted if doc_id not in self._infos]
+        if missing:
+            for entry in await self._service.run_script("entries", self._keys.all(), missing):
+                info = decode_entry(entry)
+                self._infos[info.doc_id] = info
+        return {doc_id: self._infos[doc_id] for doc_id in wanted if doc_id in self._infos}
+
+    async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
+        wanted = list(doc_ids)
+        missing = [doc_id for doc_id in wanted if doc_id not in self._near]
+        if missing:
+            raw = await self._service.run_script("neighbours", self._keys.all(), [radius, *missing])
+            for entry in raw:
+                near, index_entry = text(entry).split("\n", 1)
+                info = decode_entry(index_entry)
+                self._infos.setdefault(info.doc_id, info)
+                if near != "-":
+                    self._near[info.doc_id] = [int(value) for value in near.split(",") if value]
+        return {doc_id: self._near[doc_id] for doc_id in wanted if doc_id in self._near}
+
+    async def vectors(self) -> StoredVectors:
+        return (await self._snapshot()).vectors
+
+    async def term_vectors(self) -> TermVectors:
+        return (await self._snapshot()).terms
+
+    async def _snapshot(self) -> VectorSnapshot:
+        if self._vectors is None:
+            self._vectors = await self._vector_cache.snapshot(self._keys)
+        return self._vectors

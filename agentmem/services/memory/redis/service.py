@@ -1,0 +1,242 @@
+"""Memories in Redis, with the search index kept beside them and updated atomically."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from typing_extensions import Unpack, override
+
+from agentmem._validation import ListFilters
+from agentmem.errors import CorruptDataError, InvalidArgumentError
+from agentmem.schemas.agent_schemas import Message
+from agentmem.search.analysis import index_words, term_counts
+from agentmem.search.embeddings import Embedder, embed_memories, embed_query
+from agentmem.search.ranking import (
+    RankingParameters,
+    ScoredDoc,
+    SearchFilters,
+    hybrid_search,
+    lexical_search,
+)
+from agentmem.services._redis import (
+    AGENTSCOPE_PARAMETERS,
+    RedisConnection,
+    RedisOptions,
+    RedisServiceBase,
+    check_positive,
+    decode_id,
+    encode_id,
+    text,
+)
+from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
+from agentmem.services.memory.redis.codec import (
+    MAX_TERM_COUNT,
+    decode_entry,
+    decode_message,
+    encode_vector,
+    entry_tail,
+    stored_json,
+)
+from agentmem.services.memory.redis.index_view import UserIndexView
+from agentmem.services.memory.redis.keys import MEMORY_KIND, UserKeys
+from agentmem.services.memory.redis.scripts import SCRIPTS
+from agentmem.services.memory.redis.vector_cache import VectorCache
+
+__all__ = ["RedisMemoryService"]
+
+
+class RedisMemoryService(RedisServiceBase, MemoryService):
+    """Memories in Redis, searchable, shared by any number of processes.
+
+    Connection: ``connection=RedisConnection(...)`` (see
+    :class:`agentmem.services._redis.RedisConnection`: URL or borrowed client, pool,
+    timeouts, cluster, key prefix), one value that several services can share; or
+    AgentScope Runtime 1.0's arguments, positional (``redis_url, redis_client,
+    socket_timeout, socket_connect_timeout, max_connections, retry_on_timeout,
+    ttl_seconds, max_messages_per_session, health_check_interval, socket_keepalive``)
+    or by keyword, plus ``key_prefix`` and ``cluster``. The constructor does not
+    connect; ``start()`` creates the client and any use before it raises
+    :class:`agentmem.errors.ServiceNotStartedError`.
+
+    - ``ttl_seconds`` (default None: never): when set, all of a user's memories and
+      index expire together, ``ttl_seconds`` after the user's last write or read
+      (listing, search, listing sessions). AgentScope Runtime 1.0 defaulted to 3600,
+      which made long-term memory forget after an hour; pass ``ttl_seconds=3600`` to
+      keep that.
+    - ``max_messages_per_session``: keep only the newest memories of each session; older
+      ones leave the index in the same atomic step.
+    - ``embedder`` and ``ranking``: as for
+      :class:`~agentmem.services.memory.in_memory_memory_service.InMemoryMemoryService`.
+    - ``vector_cache_users`` (default 16): with an embedder, the memory and term vectors
+      of this many users (the most recently searched) stay in the process between
+      searches; a search then reads only what other writers added since, in the same
+      round trip that checks for changes (a removal reloads the user's vectors). A cached
+      user costs 4 bytes per dimension per memory and per distinct term (about 1.5 KB
+      each with all-MiniLM-L6-v2's 384). 0 reads every vector on every search.
+
+    Each ``add_memory`` is one Lua script that stores the messages and updates the user's
+    postings, counters and session indexes together, so a search never sees half a write
+    and the cost does not grow with the stored history. Search ranks with
+    :mod:`agentmem.search.ranking` over postings read for the query's terms only, so it
+    returns what the in-memory backend returns for the same data. A page of
+    ``list_memory`` costs O(log n + page size). ``clear_all_memory`` is an admin
+    operation: it scans the key prefix on every master node (SCAN, never KEYS) and is
+    not atomic with concurrent writes. Data that cannot be decoded (planted or damaged)
+    raises :class:`agentmem.errors.CorruptDataError` when read; nothing else is
+    affected. Redis failures raise :class:`agentmem.errors.BackendError`.
+    """
+
+    scripts = SCRIPTS
+    agentscope_parameters = AGENTSCOPE_PARAMETERS
+
+    def __init__(
+        self,
+        *args: Any,
+        connection: RedisConnection | None = None,
+        ttl_seconds: int | None = None,
+        max_messages_per_session: int | None = None,
+        embedder: Embedder | None = None,
+        ranking: RankingParameters | None = None,
+        vector_cache_users: int = 16,
+        **options: Unpack[RedisOptions],
+    ) -> None:
+        connection, own = self._arguments(
+            args,
+            connection,
+            options,
+            {"ttl_seconds": ttl_seconds, "max_messages_per_session": max_messages_per_session},
+        )
+        super().__init__(connection, own["ttl_seconds"])
+        limit = own["max_messages_per_session"]
+        self._max_messages = check_positive(limit, "max_messages_per_session", optional=True) or 0
+        self._embedder = embedder
+        self._ranking = ranking or RankingParameters()
+        if isinstance(vector_cache_users, bool) or not isinstance(vector_cache_users, int):
+            raise InvalidArgumentError("vector_cache_users", "must be an int")
+        if vector_cache_users < 0:
+            raise InvalidArgumentError(
+                "vector_cache_users", f"must be >= 0, got {vector_cache_users}"
+            )
+        self.vector_cache = VectorCache(self, vector_cache_users)
+
+    def user_keys(self, user_id: str) -> UserKeys:
+        """The Redis keys of ``user_id``'s memories."""
+        return UserKeys.of(self.keys, user_id)
+
+    async def _vectors(self, keys: UserKeys, texts: list[str]) -> tuple[list[str], list[str]]:
+        """Base64 of each text's packed unit vector ('' without embedder or text), and
+        term/vector pairs for the index terms the user has no vector of yet."""
+        if self._embedder is None:
+            return [""] * len(texts), []
+        words: dict[str, str] = {}
+        for value in texts:
+            for term, word in index_words(value).items():
+                words.setdefault(term, word)
+        new = await self.run_script("new_terms", keys.all(), list(words)) if words else []
+        vectors, term_vectors = await embed_memories(
+            self._embedder, texts, {text(term): words[text(term)] for term in new}
+        )
+        vocabulary: list[str] = []
+        for term, vector in term_vectors.items():
+            vocabulary += [term, encode_vector(vector)]
+        return ["" if vector is None else encode_vector(vector) for vector in vectors], vocabulary
+
+    @override
+    async def _add_memories(
+        self, user_id: str, session_id: str, messages: list[Message], created_at: float
+    ) -> None:
+        keys = self.user_keys(user_id)
+        texts = [message.searchable_text() for message in messages]
+        # Embedded before anything is stored, so a failing embedder stores nothing.
+        vectors, vocabulary = await self._vectors(keys, texts)
+        args: list[Any] = [
+            self.ttl_ms,
+            self._max_messages,
+            encode_id(session_id),
+            len(messages),
+            uuid.uuid4().hex,
+        ]
+        for message, searchable, vector in zip(messages, texts, vectors, strict=True):
+            counts = term_counts(searchable)
+            tail = entry_tail(created_at, message.metadata)
+            args += [stored_json(message), tail, sum(counts.values()), vector, len(counts)]
+            for term, count in counts.items():
+                args += [term, min(count, MAX_TERM_COUNT)]
+        await self.run_script("add", keys.all(), args + vocabulary)
+
+    @override
+    async def _search_memories(
+        self, user_id: str, query: str, filters: SearchFilters
+    ) -> list[MemoryHit]:
+        keys = self.user_keys(user_id)
+        view = UserIndexView(self, keys, self.vector_cache)
+        scored: list[ScoredDoc]
+        if self._embedder is None:
+            scored = await lexical_search(view, query, filters, self._ranking)
+        else:
+            query_vector, word_vectors = await embed_query(self._embedder, query)
+            scored = await hybrid_search(
+                view, query, query_vector, filters, self._ranking, word_vectors
+            )
+        if not scored:
+            return []
+        infos = await view.documents(hit.doc_id for hit in scored)
+        async with self.redis() as client:
+            raw = await client.hmget(keys.docs, [hit.doc_id for hit in scored])
+        hits = []
+        for hit, value in zip(scored, raw, strict=True):
+            info = infos.get(hit.doc_id)
+            if value is None or info is None:
+                # Deleted between reading the index and reading the message.
+                continue
+            hits.append(
+                MemoryHit(
+                    message=decode_message(hit.doc_id, value),
+                    score=hit.score,
+                    session_id=info.session_id,
+                    created_at=datetime.fromtimestamp(info.created_at, UTC),
+                )
+            )
+        return hits
+
+    @override
+    async def _list_memories(self, user_id: str, page: ListFilters) -> list[MemoryRecord]:
+        session = "" if page.session_id is None else encode_id(page.session_id)
+        raw = await self.run_script(
+            "page",
+            self.user_keys(user_id).all(),
+            [self.ttl_ms, page.offset, page.page_size, session],
+        )
+        records = []
+        for at in range(0, len(raw), 2):
+            info = decode_entry(raw[at])
+            if raw[at + 1] is None:
+                raise CorruptDataError(f"memory {info.doc_id} is indexed but has no message")
+            records.append(
+                MemoryRecord(
+                    message=decode_message(info.doc_id, raw[at + 1]),
+                    session_id=info.session_id,
+                    created_at=datetime.fromtimestamp(info.created_at, UTC),
+                )
+            )
+        return records
+
+    @override
+    async def _list_memory_sessions(self, user_id: str) -> list[str]:
+        raw = await self.run_script("session_ids", self.user_keys(user_id).all(), [self.ttl_ms])
+        return [decode_id(text(value)) for value in raw]
+
+    @override
+    async def _delete_memories(self, user_id: str, session_id: str | None) -> None:
+        keys = self.user_keys(user_id)
+        if session_id is None:
+            async with self.redis() as client:
+                await client.unlink(*keys.all())
+            return
+        await self.run_script("delete_session", keys.all(), [encode_id(session_id)])
+
+    @override
+    async def _clear_all(self) -> None:
+        await self.unlink_matching(self.keys.pattern(MEMORY_KIND))
