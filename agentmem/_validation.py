@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from agentmem.limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_ID_LENGTH,
+    MAX_INT_DIGITS,
     MAX_JSON_DEPTH,
     MAX_LIST_OFFSET,
     MAX_MESSAGE_BYTES,
@@ -31,7 +32,7 @@ from agentmem.limits import (
     MAX_STATE_BYTES,
     MAX_TOP_K,
 )
-from agentmem.schemas.agent_schemas import Message, to_messages
+from agentmem.schemas.agent_schemas import Message, to_message
 from agentmem.search.ranking import SearchFilters
 
 __all__ = [
@@ -48,6 +49,9 @@ __all__ = [
     "parse_search_filters",
     "session_or_default",
 ]
+
+# Integers must print as JSON: Python refuses to print ints of more digits than this.
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 # The session that memories and states belong to when the caller names none.
 DEFAULT_SESSION_ID = "default"
@@ -132,7 +136,13 @@ def _check_json_value(value: object, field: str, max_bytes: int) -> None:
                 raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON")
             _check_text(item, _path(path))
             continue
-        if item is None or isinstance(item, bool | int):
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not -_INT_BOUND < item < _INT_BOUND:
+                raise InvalidArgumentError(
+                    _path(path), f"must be an integer of at most {MAX_INT_DIGITS} digits"
+                )
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
@@ -182,21 +192,31 @@ def check_messages(values: object, field: str = "messages") -> list[Message]:
     :data:`~agentmem.limits.MAX_BATCH_BYTES`. The copies are what a JSON round trip
     gives, so what a backend stores is what it returns.
     """
-    try:
-        parsed = to_messages(values)
-    except PydanticValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise InvalidArgumentError(f"{field}.{where}" if where else field, error["msg"]) from None
-    except TypeError as exc:
-        raise InvalidArgumentError(field, str(exc)) from None
-    if len(parsed) > MAX_BATCH_MESSAGES:
+    single = isinstance(values, Message | Mapping)
+    if single:
+        items: list[object] = [values]
+    elif isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidArgumentError(
-            field, f"must be at most {MAX_BATCH_MESSAGES} messages per call, got {len(parsed)}"
+            field, f"must be a Message, a dict or a list of them, got {type(values).__name__}"
         )
+    else:
+        items = list(values)
+    if len(items) > MAX_BATCH_MESSAGES:
+        raise InvalidArgumentError(
+            field, f"must be at most {MAX_BATCH_MESSAGES} messages per call, got {len(items)}"
+        )
+    parsed: list[Message] = []
+    for position, item in enumerate(items):
+        name = field if single else f"{field}[{position}]"
+        try:
+            parsed.append(to_message(item))
+        except PydanticValidationError as exc:
+            error = exc.errors()[0]
+            raise InvalidArgumentError(_path((name, *error["loc"])), error["msg"]) from None
+        except TypeError as exc:
+            raise InvalidArgumentError(name, str(exc)) from None
     copies: list[Message] = []
     total = 0
-    single = isinstance(values, Message | Mapping)
     for position, message in enumerate(parsed):
         name = field if single else f"{field}[{position}]"
         check_id(message.id, f"{name}.id")

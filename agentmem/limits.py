@@ -11,6 +11,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_MESSAGES",
     "MAX_ID_LENGTH",
+    "MAX_INT_DIGITS",
     "MAX_JSON_DEPTH",
     "MAX_LIST_OFFSET",
     "MAX_MESSAGE_BYTES",
@@ -22,6 +23,9 @@ __all__ = [
 
 #: Characters in a user, session or message id.
 MAX_ID_LENGTH = 1024
+#: Decimal digits of an integer in a message or a state (Python's own limit for
+#: printing an int, so every such integer serializes).
+MAX_INT_DIGITS = 4300
 #: Levels of nesting of a message or a state, the message or state object itself being
 #: level 1: ``{"metadata": {"a": 1}}`` nests 2 deep.
 MAX_JSON_DEPTH = 32
