@@ -23,8 +23,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import redis
@@ -62,6 +62,24 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+class _Process(ABC):
+    """Something started on entering a ``with`` block and stopped on leaving it."""
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start and wait until ready to serve."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Kill the processes and remove their directories. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 def _free_port(*, with_bus: bool = False) -> int:
     """A free loopback port chosen by the OS (never 6379), optionally with port + 10000."""
     for _ in range(100):
@@ -75,7 +93,7 @@ def _free_port(*, with_bus: bool = False) -> int:
     raise RuntimeError("found no free loopback port")
 
 
-class RedisServer:
+class RedisServer(_Process):
     """One ``redis-server`` process on loopback.
 
     ``appendonly=True`` makes it log every write with ``appendfsync always``, so a write
@@ -170,19 +188,8 @@ class RedisServer:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class RedisClusterServer:
+class RedisClusterServer(_Process):
     """A Redis Cluster of three masters (no replicas) on loopback.
 
     The cluster is formed with CLUSTER ADDSLOTS and CLUSTER MEET from redis-py, so no
@@ -241,17 +248,6 @@ class RedisClusterServer:
         """Kill every node and remove their directories. Idempotent."""
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _command(client: redis.Redis, *args: object) -> object:

@@ -40,3 +40,14 @@ async def test_custom_type() -> None:
         assert type(sandbox) is Sandbox and sandbox.tools == ["count_words", "echo"]
         assert await sandbox.acall("count_words", text="one two three") == 3
         assert sandbox.call("echo", value={"a": 1}) == {"a": 1}
+
+
+def test_tools_that_cannot_be_called_by_name_are_refused_at_registration() -> None:
+    class Spread(SandboxEngine):
+        @tool
+        def total(self, *values: int) -> int:
+            return sum(values)
+
+    with pytest.raises(TypeError, match="by keyword"):
+        register_sandbox_type("spread", Spread)
+    assert "spread" not in sandbox_types()

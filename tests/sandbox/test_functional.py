@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from agentmem.errors import NotFoundError
+from agentmem.errors import InvalidArgumentError, NotFoundError
 from agentmem.services.sandbox import (
     BaseSandbox,
     EditOperation,
@@ -268,3 +268,20 @@ async def test_release_during_a_call_stops_it(service: SandboxService, sid: str)
     await service.release(sid)
     with pytest.raises(SandboxError, match="released"):
         await asyncio.wait_for(running, 10)
+
+
+async def test_arguments_are_checked_against_the_tool(service: SandboxService, sid: str) -> None:
+    fs = await _fs(service, sid)
+    with pytest.raises(InvalidArgumentError) as wrong_type:
+        await fs.acall("read_file", path=5)
+    assert wrong_type.value.field == "read_file.path"
+    with pytest.raises(InvalidArgumentError) as incomplete:
+        await fs.aedit_file("a.txt", [{"old_text": "x"}])
+    assert (incomplete.value.field, incomplete.value.rule) == (
+        "edit_file.edits[0].new_text",
+        "Field required",
+    )
+    for bad_id in ["", "  ", "x" * 2000, "\ud800"]:
+        with pytest.raises(InvalidArgumentError, match="session_id"):
+            await service.connect(bad_id)
+    await service.release(sid, "alice")

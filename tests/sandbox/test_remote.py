@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 
 import httpx
 import pytest
@@ -52,6 +55,48 @@ async def test_remote_service_requires_start(sandbox_server: tuple[str, str]) ->
         await service.connect("s")
     with pytest.raises(ValueError, match="bearer_token"):
         SandboxService(base_url=base_url)
+
+
+async def test_lifecycle_and_unknown_operations_are_not_served(
+    sandbox_server: tuple[str, str],
+) -> None:
+    base_url, token = sandbox_server
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+        for name in ["stop", "start", "_release", "acall", "nothing"]:
+            answer = await client.post(f"/v1/{name}", json={})
+            assert answer.status_code == 400, answer.text
+            assert f"has no tool {name!r}" in answer.json()["error"]["message"]
+        health = await client.post("/v1/health", json={})
+        assert health.json() == {"result": True}
+
+
+async def test_health_is_a_round_trip_bounded_in_time() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts connections, never answers
+        port = silent.getsockname()[1]
+        service = SandboxService(base_url=f"http://127.0.0.1:{port}", bearer_token="t")
+        async with service:
+            started = time.monotonic()
+            assert not await service.health()
+            assert time.monotonic() - started < service.health_timeout + 1
+    async with SandboxService(base_url=f"http://127.0.0.1:{port}", bearer_token="t") as closed:
+        assert not await closed.health()
+
+
+async def test_embedded_health() -> None:
+    service = SandboxService(limits=LIMITS)
+    assert await service.health()  # not started yet: it starts on first use
+    async with service:
+        assert await service.health()
+        backend = service._backend
+        assert isinstance(backend, LocalBackend) and backend._root is not None
+        backend._root.chmod(0o000)
+        try:
+            assert await service.health() == (os.geteuid() == 0)  # root is not stopped
+        finally:
+            backend._root.chmod(0o711)
 
 
 async def test_twenty_concurrent_sessions(sandbox_server: tuple[str, str]) -> None:

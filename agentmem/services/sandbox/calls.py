@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from agentmem.errors import (
     BackendError,
@@ -35,8 +37,12 @@ from agentmem.errors import (
 )
 
 __all__ = [
+    "AsyncCaller",
     "AsyncProxy",
+    "Caller",
+    "Contract",
     "Proxy",
+    "arguments_to_json",
     "async_proxy",
     "call_by_name",
     "contract",
@@ -54,6 +60,8 @@ R = TypeVar("R")
 
 _TOOL_MARK = "__agentmem_sandbox_tool__"
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
+# Keeps NaN and infinities as they are, for arguments_to_json to refuse them.
+_ARGUMENT: TypeAdapter[Any] = TypeAdapter(Any, config=ConfigDict(ser_json_inf_nan="constants"))
 _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 # Errors that cross the sandbox server as themselves, by name, with their HTTP status;
 # any other error is an internal one (500).
@@ -72,7 +80,8 @@ _WIRE_ERRORS: dict[str, tuple[type[Exception], int]] = {
 
 
 def tool(func: F) -> F:
-    """Mark a method as callable by name: a tool of a sandbox type, on an engine.
+    """Mark a method as callable by name: a tool of a sandbox type (on an engine), or an
+    operation of the sandbox server (on ``SandboxBackend``).
 
     A tool takes JSON-compatible arguments by keyword, annotated with their types (they
     are validated against the annotations before the tool runs), and returns a
@@ -93,6 +102,22 @@ def tool_names(cls: type) -> tuple[str, ...]:
 def to_json(value: Any) -> Any:
     """``value`` as JSON-compatible data (pydantic models become dicts)."""
     return _ANY.dump_python(value, mode="json")
+
+
+def arguments_to_json(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a call of ``name`` as JSON, as every call by name sends them.
+
+    Raises :class:`InvalidArgumentError` naming the argument when JSON cannot carry it:
+    an object of another type, a NaN or an infinity, or text with a lone surrogate.
+    """
+    converted = {}
+    for key, value in arguments.items():
+        try:
+            converted[key] = _ARGUMENT.dump_python(value, mode="json")
+            json.dumps(converted[key], ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (PydanticSerializationError, ValueError) as exc:
+            raise InvalidArgumentError(f"{name}.{key}", f"must be JSON: {exc}") from None
+    return converted
 
 
 @dataclass(frozen=True)
@@ -148,8 +173,9 @@ def contract(func: Callable[..., Any]) -> Contract:
     Raises NameError when an annotation cannot be resolved at run time, and TypeError for
     parameters that cannot be given by name.
     """
-    hints = typing.get_type_hints(func)
-    parameters = list(inspect.signature(func).parameters.values())[1:]
+    hints = typing.get_type_hints(func, include_extras=True)
+    signature = inspect.signature(func)
+    parameters = list(signature.parameters.values())[1:]
     for parameter in parameters:
         if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.VAR_POSITIONAL):
             raise TypeError(
@@ -158,7 +184,7 @@ def contract(func: Callable[..., Any]) -> Contract:
             )
     return Contract(
         name=func.__name__,
-        signature=inspect.Signature(parameters),
+        signature=signature.replace(parameters=parameters),
         parameters={p.name: TypeAdapter(hints.get(p.name, Any)) for p in parameters},
         result=TypeAdapter(hints.get("return", Any)),
     )
@@ -205,9 +231,12 @@ class _ProxyBase:
         self._func = func
         self.__doc__ = func.__doc__
 
-    @property
-    def _contract(self) -> Contract:
-        return contract(self._func)
+    def _like_func(self, method: F) -> F:
+        """``method``, introspected as the operation's method: name, docs, signature."""
+        functools.update_wrapper(method, self._func, updated=())
+        del method.__dict__["__wrapped__"]  # its signature would show ``self``
+        method.__signature__ = contract(self._func).signature  # type: ignore[attr-defined]
+        return method
 
 
 class Proxy(_ProxyBase, Generic[P, R]):
@@ -220,14 +249,14 @@ class Proxy(_ProxyBase, Generic[P, R]):
     def __get__(self, obj: Caller | None, owner: type[Any]) -> Self | Callable[P, R]:
         if obj is None:
             return self
-        signature = self._contract
+        terms = contract(self._func)
 
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            answer = obj.call(signature.name, **signature.by_name(args, kwargs))
-            result: R = signature.result.validate_python(answer)
+            answer = obj.call(terms.name, **terms.by_name(args, kwargs))
+            result: R = terms.result.validate_python(answer)
             return result
 
-        return call
+        return self._like_func(call)
 
 
 class AsyncProxy(_ProxyBase, Generic[P, R]):
@@ -244,14 +273,14 @@ class AsyncProxy(_ProxyBase, Generic[P, R]):
     ) -> Self | Callable[P, Coroutine[Any, Any, R]]:
         if obj is None:
             return self
-        signature = self._contract
+        terms = contract(self._func)
 
         async def acall(*args: P.args, **kwargs: P.kwargs) -> R:
-            answer = await obj.acall(signature.name, **signature.by_name(args, kwargs))
-            result: R = signature.result.validate_python(answer)
+            answer = await obj.acall(terms.name, **terms.by_name(args, kwargs))
+            result: R = terms.result.validate_python(answer)
             return result
 
-        return acall
+        return self._like_func(acall)
 
 
 @overload

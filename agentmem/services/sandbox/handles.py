@@ -13,9 +13,10 @@ documentation is its docstring.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agentmem.services.sandbox.calls import proxies, to_json
+from agentmem.services.sandbox.calls import arguments_to_json, proxies
 from agentmem.services.sandbox.engines import BaseSandboxEngine, FilesystemSandboxEngine
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Sandbox:
         self, descriptor: SandboxDescriptor, backend: SandboxBackend, runner: LoopThread
     ) -> None:
         self._descriptor = descriptor
-        self._backend = backend
+        self._invoke = functools.partial(backend.invoke, descriptor.sandbox_id)
         self._runner = runner
 
     @property
@@ -73,14 +74,16 @@ class Sandbox:
         )
 
     async def acall(self, tool: str, /, **arguments: Any) -> Any:
-        """Run tool ``tool`` of this sandbox."""
-        invocation = self._backend.invoke(self.sandbox_id, tool, to_json(arguments))
-        return await self._runner.run(invocation)
+        """Run tool ``tool`` of this sandbox.
+
+        Arguments that JSON cannot carry, and arguments the tool does not take, raise
+        :class:`~agentmem.errors.InvalidArgumentError`.
+        """
+        return await self._runner.run(self._invoke(tool, arguments_to_json(tool, arguments)))
 
     def call(self, tool: str, /, **arguments: Any) -> Any:
         """Sync :meth:`acall`."""
-        invocation = self._backend.invoke(self.sandbox_id, tool, to_json(arguments))
-        return self._runner.run_sync(invocation)
+        return self._runner.run_sync(self._invoke(tool, arguments_to_json(tool, arguments)))
 
 
 class BaseSandbox(Sandbox):

@@ -6,7 +6,7 @@ from typing import Any
 
 from agentmem.errors import BackendError, MissingExtraError, SandboxAuthError, SandboxError
 from agentmem.services.sandbox.backend import SandboxBackend
-from agentmem.services.sandbox.calls import async_proxy, error_from_json, to_json
+from agentmem.services.sandbox.calls import arguments_to_json, async_proxy, error_from_json
 
 try:
     import httpx
@@ -49,8 +49,9 @@ class RemoteBackend(SandboxBackend):
         """Call ``operation`` on the server; returns its JSON result or raises its error."""
         if self._client is None:
             raise SandboxError("the remote sandbox backend is not started")
+        body = arguments_to_json(operation, arguments)
         try:
-            response = await self._client.post(f"/v1/{operation}", json=to_json(arguments))
+            response = await self._client.post(f"/v1/{operation}", json=body)
         except httpx.HTTPError as exc:
             raise BackendError(f"sandbox server {self.base_url} unreachable: {exc!r}") from exc
         if response.status_code == 401:

@@ -39,6 +39,9 @@ class SandboxService(ServiceWithLifecycleManager):
     ``request_timeout`` (remote) bounds one HTTP request, so keep it above the server's
     per-call timeout.
 
+    :meth:`health` answers within :attr:`health_timeout` seconds: remote, whether the
+    server answers that it can serve; embedded, whether sandboxes can still be made.
+
     All methods may be awaited from any event loop: the sandboxes themselves live on a
     private loop thread of the service.
     """
@@ -68,7 +71,6 @@ class SandboxService(ServiceWithLifecycleManager):
             self._backend = RemoteBackend(
                 base_url, bearer_token or "", request_timeout=request_timeout
             )
-        self.base_url = None if base_url is None else base_url.rstrip("/")
         self.remote = base_url is not None
         self._runner = LoopThread(
             "agentmem-sandbox",
@@ -110,9 +112,10 @@ class SandboxService(ServiceWithLifecycleManager):
         """What isolation sandboxes get, the limits, the sandbox types and how many live."""
         await self._require_started()
         info = await self._runner.run(self._backend.info())
-        if self.base_url is None:
+        if not isinstance(self._backend, RemoteBackend):
             return info
-        return info.model_copy(update={"remote": True, "base_url": self.base_url})
+        # The server describes its own embedded backend; this service reaches it remotely.
+        return info.model_copy(update={"remote": True, "base_url": self._backend.base_url})
 
     async def _require_started(self) -> None:
         if not self._started:
