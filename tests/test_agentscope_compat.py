@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from agentmem.schemas.agent_schemas import (
 )
 from agentmem.schemas.session import Session
 from agentmem.services.base import Capability
-from agentmem.testing.conformance._support import require, texts
+from tests.redis_backends import drop_keys, unique_prefix
 
 # --- import paths -------------------------------------------------------------------
 
@@ -107,8 +108,14 @@ _MEMORY_METHODS: dict[str, tuple[list[tuple[str, Any]], bool]] = {
     "start": ([], True),
     "stop": ([], True),
     "health": ([], True),
-    "add_memory": ([("user_id", _NO_DEFAULT), ("messages", _NO_DEFAULT), ("session_id", None)], True),
-    "search_memory": ([("user_id", _NO_DEFAULT), ("messages", _NO_DEFAULT), ("filters", None)], True),
+    "add_memory": (
+        [("user_id", _NO_DEFAULT), ("messages", _NO_DEFAULT), ("session_id", None)],
+        True,
+    ),
+    "search_memory": (
+        [("user_id", _NO_DEFAULT), ("messages", _NO_DEFAULT), ("filters", None)],
+        True,
+    ),
     "list_memory": ([("user_id", _NO_DEFAULT), ("filters", None)], True),
     "delete_memory": ([("user_id", _NO_DEFAULT), ("session_id", None)], True),
     "get_query_text": ([("message", _NO_DEFAULT)], True),
@@ -137,7 +144,12 @@ _STATE_METHODS: dict[str, tuple[list[tuple[str, Any]], bool]] = {
     "stop": ([], True),
     "health": ([], True),
     "save_state": (
-        [("user_id", _NO_DEFAULT), ("state", _NO_DEFAULT), ("session_id", None), ("round_id", None)],
+        [
+            ("user_id", _NO_DEFAULT),
+            ("state", _NO_DEFAULT),
+            ("session_id", None),
+            ("round_id", None),
+        ],
         True,
     ),
     "export_state": ([("user_id", _NO_DEFAULT), ("session_id", None), ("round_id", None)], True),
@@ -153,33 +165,6 @@ RUNTIME_METHODS = {
     "agentmem.services.agent_state:StateService": _STATE_METHODS,
     "agentmem.services.agent_state:InMemoryStateService": _STATE_METHODS,
     "agentmem.services.agent_state:RedisStateService": _STATE_METHODS,
-}
-
-#: The constructors of Runtime's Redis services: parameters in order with their
-#: defaults. ``ttl_seconds`` defaults to None (never expire) in agentmem, the one
-#: expiry rule of its three Redis services; ``max_connections`` to a bounded pool.
-_REDIS_CONNECTION = [
-    ("redis_url", _REDIS_URL),
-    ("redis_client", None),
-    ("socket_timeout", 5.0),
-    ("socket_connect_timeout", 5.0),
-    ("max_connections", 50),
-    ("retry_on_timeout", True),
-    ("ttl_seconds", None),
-]
-_REDIS_TAIL = [("health_check_interval", 30.0), ("socket_keepalive", True)]
-RUNTIME_CONSTRUCTORS = {
-    "agentmem.services.memory:RedisMemoryService": [
-        *_REDIS_CONNECTION,
-        ("max_messages_per_session", None),
-        *_REDIS_TAIL,
-    ],
-    "agentmem.services.session_history:RedisSessionHistoryService": [
-        *_REDIS_CONNECTION,
-        ("max_messages_per_session", None),
-        *_REDIS_TAIL,
-    ],
-    "agentmem.services.agent_state:RedisStateService": [*_REDIS_CONNECTION, *_REDIS_TAIL],
 }
 
 
@@ -213,9 +198,73 @@ def test_runtime_method_exists_with_a_compatible_signature(path: str, method: st
     _assert_accepts(function, expected, f"{path}.{method}")
 
 
-@pytest.mark.parametrize("path", sorted(RUNTIME_CONSTRUCTORS))
-def test_redis_constructor_takes_runtime_arguments_in_runtime_order(path: str) -> None:
-    _assert_accepts(_load(path).__init__, RUNTIME_CONSTRUCTORS[path], f"{path}.__init__")
+#: Runtime's Redis constructors' parameters in order, each with a value other than its
+#: default; the state service has no ``max_messages_per_session``.
+_RUNTIME_REDIS_ARGUMENTS: list[tuple[str, Any]] = [
+    ("redis_url", "redis://redis.example:6380/2"),
+    ("redis_client", None),
+    ("socket_timeout", 1.5),
+    ("socket_connect_timeout", 2.5),
+    ("max_connections", 7),
+    ("retry_on_timeout", False),
+    ("ttl_seconds", 60),
+    ("max_messages_per_session", 5),
+    ("health_check_interval", 10.0),
+    ("socket_keepalive", False),
+]
+_REDIS_SERVICES = {
+    "memory": "agentmem.services.memory:RedisMemoryService",
+    "session_history": "agentmem.services.session_history:RedisSessionHistoryService",
+    "state": "agentmem.services.agent_state:RedisStateService",
+}
+
+
+def _runtime_redis_arguments(kind: str) -> list[tuple[str, Any]]:
+    if kind == "state":
+        return [item for item in _RUNTIME_REDIS_ARGUMENTS if item[0] != "max_messages_per_session"]
+    return _RUNTIME_REDIS_ARGUMENTS
+
+
+def _assert_connection_from_runtime_arguments(service: Any) -> None:
+    connection = service.connection
+    assert connection.url == "redis://redis.example:6380/2"
+    assert connection.client is None
+    assert (connection.socket_timeout, connection.socket_connect_timeout) == (1.5, 2.5)
+    assert connection.max_connections == 7
+    assert connection.retry_on_timeout is False
+    assert connection.health_check_interval == 10.0
+    assert connection.socket_keepalive is False
+    assert service.ttl_seconds == 60
+
+
+@pytest.mark.parametrize("kind", sorted(_REDIS_SERVICES))
+def test_redis_constructor_takes_runtime_arguments_by_position(kind: str) -> None:
+    values = [value for _, value in _runtime_redis_arguments(kind)]
+    _assert_connection_from_runtime_arguments(_load(_REDIS_SERVICES[kind])(*values))
+
+
+@pytest.mark.parametrize("kind", sorted(_REDIS_SERVICES))
+def test_redis_constructor_takes_runtime_arguments_by_keyword(kind: str) -> None:
+    service = _load(_REDIS_SERVICES[kind])(**dict(_runtime_redis_arguments(kind)))
+    _assert_connection_from_runtime_arguments(service)
+
+
+@pytest.mark.parametrize("kind", sorted(_REDIS_SERVICES))
+def test_redis_defaults_are_runtimes_but_data_never_expires(kind: str) -> None:
+    service_class = _load(_REDIS_SERVICES[kind])
+    service = service_class()
+    connection = service.connection
+    assert connection.url == _REDIS_URL
+    assert (connection.socket_timeout, connection.socket_connect_timeout) == (5.0, 5.0)
+    assert connection.retry_on_timeout is True
+    assert connection.health_check_interval == 30.0
+    assert connection.socket_keepalive is True
+    # One expiry rule for the three services: never, unless asked. Runtime's hour is
+    # kept by asking for it.
+    assert service.ttl_seconds is None
+    assert service_class(ttl_seconds=3600).ttl_seconds == 3600
+    # Runtime's max_connections=None (no bound) gives agentmem's bounded pool.
+    assert service_class(max_connections=None).connection.max_connections == 50
 
 
 # --- memory: the methods kept for Runtime -----------------------------------------------
@@ -223,6 +272,10 @@ def test_redis_constructor_takes_runtime_arguments_in_runtime_order(path: str) -
 
 def _message(text: str, role: str = Role.USER) -> Message:
     return Message(type=MessageType.MESSAGE, role=role, content=[TextContent(text=text)])
+
+
+def texts(messages: list[Message]) -> list[str]:
+    return [message.get_text_content() or "" for message in messages]
 
 
 async def test_delete_user_memory_deletes_every_session_of_that_user_only(
@@ -277,7 +330,9 @@ async def test_get_query_text_is_the_first_text_part_of_a_message(
     "message",
     [
         None,
-        Message(type=MessageType.FUNCTION_CALL, role=Role.ASSISTANT, content=[TextContent(text="x")]),
+        Message(
+            type=MessageType.FUNCTION_CALL, role=Role.ASSISTANT, content=[TextContent(text="x")]
+        ),
         Message(role=Role.USER, content=[DataContent(data={"no": "text"})]),
         Message(role=Role.USER),
     ],
@@ -296,7 +351,8 @@ async def test_search_without_a_query_finds_nothing(memory_service: MemoryServic
 
 
 async def test_runtime_style_memory_calls(memory_service: MemoryService) -> None:
-    require(memory_service, Capability.RANKED_SEARCH)
+    if Capability.RANKED_SEARCH not in memory_service.capabilities:
+        pytest.skip(f"{type(memory_service).__name__} does not offer ranked search")
     older, newer = _message("apple banana"), _message("banana cherry")
     await memory_service.add_memory("alice", [older], "s1")
     await memory_service.add_memory("alice", [newer], "s2")
@@ -400,3 +456,56 @@ async def test_runtime_style_state_calls(state_service: StateService) -> None:
     assert await state_service.export_state("alice", "chat") == {"chat": True}
     assert await state_service.export_state("alice", "chat", 999) is None
     assert await state_service.export_state("nobody") is None
+
+
+# --- Redis: what Runtime's Redis services offered beyond the interfaces ------------------
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = unique_prefix()
+    yield prefix
+    drop_keys(redis_url, prefix)
+
+
+async def test_max_messages_per_session_keeps_the_newest_of_each_session(
+    redis_url: str, redis_prefix: str
+) -> None:
+    from agentmem.services.memory import RedisMemoryService
+    from agentmem.services.session_history import RedisSessionHistoryService
+
+    async with RedisSessionHistoryService(
+        redis_url, max_messages_per_session=3, key_prefix=redis_prefix
+    ) as sessions:
+        session = await sessions.create_session("alice", "chat")
+        for number in range(5):
+            await sessions.append_message(session, _message(f"turn {number}"))
+        stored = await sessions.get_session("alice", "chat")
+        assert texts(stored.messages) == ["turn 2", "turn 3", "turn 4"]
+
+    async with RedisMemoryService(
+        redis_url, max_messages_per_session=2, key_prefix=redis_prefix
+    ) as memory:
+        await memory.add_memory("alice", [_message(f"fact {n}") for n in range(3)], "s1")
+        await memory.add_memory("alice", [_message("other fact")], "s2")
+        assert texts(await memory.list_memory("alice")) == ["fact 1", "fact 2", "other fact"]
+
+
+async def test_a_borrowed_redis_client_serves_and_stays_open(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis.asyncio as aioredis
+
+    from agentmem.services.agent_state import RedisStateService
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        service = RedisStateService(redis_client=client, key_prefix=redis_prefix)
+        await service.start()
+        assert await service.health() is True
+        assert await service.save_state("alice", {"k": "v"}) == 1
+        await service.stop()
+        assert await service.health() is False
+        assert await client.ping() is True
+    finally:
+        await client.aclose()
