@@ -252,6 +252,13 @@ def check_created_at(value: object) -> float | None:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        try:
+            # Every backend reads its times back as datetimes: refuse what none can be.
+            datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidArgumentError(
+                "created_at", f"must be a time a datetime can hold, got {value!r}"
+            ) from None
         return float(value)
     raise InvalidArgumentError("created_at", f"must be a datetime or Unix seconds, got {value!r}")
 

@@ -259,3 +259,21 @@ async def test_inferred_facts_come_back_as_assistant_messages(
     assert fact.role == "assistant"
     assert fact.get_text_content() == "I moved to Oslo"
     assert fact.metadata == {"mem0_id": fact.id}
+
+
+@pytest.mark.parametrize("infer", [False, True])
+async def test_sessions_and_creation_times(
+    platform: tuple[str, type[PlatformStandIn]], infer: bool
+) -> None:
+    host, handler = platform
+    async with Mem0MemoryService(api_key="test-key", host=host, infer=infer) as service:
+        await service.add_memory("alice", [text_message("old tea")], "s2", created_at=86_400)
+        await service.add_memory("alice", [text_message("new tea")], "s1")
+        await service.add_memory("alice", [text_message("more tea")], "s2")
+        assert await service.list_session_ids("alice") == ["s2", "s1"]
+        [old, *_] = await service.list_memory_records("alice")
+        assert (old.session_id, old.created_at) == ("s2", datetime(1970, 1, 2, tzinfo=UTC))
+        found = await service.search_memory("alice", "tea", {"end_time": 86_400})
+        assert texts(found) == ["old tea"]
+    [first, *_] = [body for _, path, body, _ in handler.requests if path == "/v1/memories/"]
+    assert first["metadata"]["agentmem_created_at"] == 86_400

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentmem import MemoryServiceFactory, ServiceNotStartedError
+from agentmem import MemoryServiceFactory, ServiceNotStartedError, UnsupportedOperationError
 from agentmem.services.memory import ReMePersonalMemoryService, ReMeTaskMemoryService
 from agentmem.services.utils import id_key
 from tests.helpers import text_message, texts
@@ -166,7 +167,7 @@ async def test_lifecycle_list_search_and_delete(models: type[ModelStandIn]) -> N
             ],
         )
         await _put_memories("bob", [("Bob plays chess", "2026-01-01 09:00:00")])
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(UnsupportedOperationError):
             await service.delete_memory("alice", "some-session")
     # A new service reads what the store holds: nothing was kept in process memory.
     async with ReMePersonalMemoryService(vector_store_backend="local") as again:
@@ -175,8 +176,18 @@ async def test_lifecycle_list_search_and_delete(models: type[ModelStandIn]) -> N
         assert listed[0].role == "assistant"
         hits = await again.search_memory_hits("alice", "tennis")
         assert [hit.message.get_text_content() for hit in hits] == ["Alice plays tennis on Sundays"]
-        with pytest.raises(NotImplementedError):
+        [first, _] = await again.list_memory_records("alice")
+        # ReMe keeps no session and writes its own times, in local time.
+        assert first.session_id == "default"
+        assert first.created_at == datetime(2026, 1, 1, 9).astimezone(UTC)
+        with pytest.raises(UnsupportedOperationError):
             await again.list_memory("alice", {"session_id": "s"})
+        with pytest.raises(UnsupportedOperationError):
+            await again.search_memory("alice", "tennis", {"session_id": "s"})
+        with pytest.raises(UnsupportedOperationError):
+            await again.list_session_ids("alice")
+        with pytest.raises(UnsupportedOperationError):
+            await again.add_memory("alice", [text_message("tea")], created_at=0)
         await again.delete_memory("alice")
         assert await again.list_memory("alice") == []
         assert texts(await again.list_memory("bob")) == ["Bob plays chess"]

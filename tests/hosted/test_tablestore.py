@@ -7,11 +7,18 @@ cover the rest: the real client and SDK types, configuration errors, factory wir
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
 pytest.importorskip("tablestore_for_agent_memory")
 
 import tablestore
+from tablestore_for_agent_memory.base.base_knowledge_store import Document
+from tablestore_for_agent_memory.base.base_memory_store import Message as StoreMessage
 from tablestore_for_agent_memory.util.tablestore_helper import TablestoreHelper
 
 from agentmem import (
@@ -100,13 +107,13 @@ def test_spec_construction_with_a_client_does_not_connect() -> None:
 )
 def test_memory_configuration_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises((ValueError, TypeError)):
-        TablestoreMemoryService(**kwargs)  # type: ignore[arg-type]
+        TablestoreMemoryService(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"end_point": UNREACHABLE}, {**CREDENTIALS, "x": 1}])
 def test_session_configuration_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises((ValueError, TypeError)):
-        TablestoreSessionHistoryService(**kwargs)  # type: ignore[arg-type]
+        TablestoreSessionHistoryService(**kwargs)
 
 
 def test_factories_read_the_environment() -> None:
@@ -215,8 +222,6 @@ async def test_post_filters_read_further_pages() -> None:
 
 
 async def test_corrupt_rows_raise() -> None:
-    from tablestore_for_agent_memory.base.base_knowledge_store import Document
-
     spy = StoreSpy(FakeAsyncKnowledgeStore)
     async with TablestoreMemoryService(store_factory=spy) as service:
         store = spy.store
@@ -258,3 +263,92 @@ async def test_session_rows_are_keyed_by_hashes() -> None:
         assert message_row.session_id == id_key("alice", long_id)
         await service.create_session("alice", long_id)  # resets the session
         assert (await service.get_session("alice", long_id)).messages == []
+
+
+def _busy() -> tablestore.OTSServiceError:
+    return tablestore.OTSServiceError(503, "OTSServerBusy", "server busy", "fake-request")
+
+
+class FailingKnowledgeStore(FakeAsyncKnowledgeStore):
+    """Refuses the third row write of its life, as an overloaded server would."""
+
+    async def put_document(self, document: Document) -> None:
+        if self.requests["put_document"] == 2:
+            self.requests["put_document"] += 1
+            raise _busy()
+        await super().put_document(document)
+
+
+class FailingMemoryStore(FakeAsyncMemoryStore):
+    """Refuses the third message write of its life."""
+
+    async def put_message(self, message: StoreMessage) -> None:
+        if self.requests["put_message"] == 2:
+            self.requests["put_message"] += 1
+            raise _busy()
+        await super().put_message(message)
+
+
+class BusyKnowledgeStore(FakeAsyncKnowledgeStore):
+    """Opens, then refuses every search."""
+
+    async def search_documents(self, *args: Any, **kwargs: Any) -> Any:
+        raise _busy()
+
+
+class SilentKnowledgeStore(FakeAsyncKnowledgeStore):
+    """Opens, then never answers a search."""
+
+    async def search_documents(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(3600)
+
+
+async def test_a_failed_add_stores_nothing() -> None:
+    spy = StoreSpy(FailingKnowledgeStore)
+    async with TablestoreMemoryService(store_factory=spy) as service:
+        with pytest.raises(BackendError, match="OTSServerBusy") as error:
+            await service.add_memory("u", [text_message(f"tea {i}") for i in range(5)])
+        assert isinstance(error.value.__cause__, tablestore.OTSServiceError)
+        assert spy.store._fake_rows == {}  # type: ignore[attr-defined]
+        assert await service.list_memory("u") == []
+
+
+async def test_a_failed_append_appends_nothing() -> None:
+    spy = StoreSpy(FailingMemoryStore)
+    async with TablestoreSessionHistoryService(store_factory=spy) as service:
+        session = await service.create_session("u", "s")
+        await service.append_message(session, text_message("kept"))
+        with pytest.raises(BackendError, match="OTSServerBusy"):
+            await service.append_message(session, [text_message("a"), text_message("b")])
+        assert texts((await service.get_session("u", "s")).messages) == ["kept"]
+
+
+async def test_health_is_a_bounded_round_trip() -> None:
+    async with TablestoreMemoryService(store_factory=BusyKnowledgeStore) as service:
+        assert await service.health() is False
+    async with TablestoreMemoryService(store_factory=SilentKnowledgeStore) as service:
+        service.health_timeout = 0.05
+        started = time.monotonic()
+        assert await service.health() is False
+        assert time.monotonic() - started < 1
+
+
+async def test_a_recreated_session_keeps_its_place() -> None:
+    async with TablestoreSessionHistoryService(store_factory=FakeAsyncMemoryStore) as service:
+        for session_id in ("one", "two", "one"):
+            await service.create_session("u", session_id)
+        assert [session.id for session in await service.list_sessions("u")] == ["one", "two"]
+
+
+async def test_sessions_and_creation_times_come_from_the_rows() -> None:
+    async with TablestoreMemoryService(store_factory=FakeAsyncKnowledgeStore) as service:
+        await service.add_memory("u", [text_message("old tea")], "s2", created_at=86_400)
+        await service.add_memory("u", [text_message("new tea")], "s1")
+        await service.add_memory("u", [text_message("more tea")], "s2")
+        assert await service.list_session_ids("u") == ["s2", "s1"]
+        [old, *_] = await service.list_memory_records("u")
+        assert (old.session_id, old.created_at) == ("s2", datetime(1970, 1, 2, tzinfo=UTC))
+        found = await service.search_memory("u", "tea", {"end_time": 86_400})
+        assert texts(found) == ["old tea"]
+        await service.clear_all_memory()
+        assert await service.list_session_ids("u") == []

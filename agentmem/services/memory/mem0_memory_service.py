@@ -18,12 +18,12 @@ from typing import Any, ClassVar, NamedTuple
 from typing_extensions import override
 
 from agentmem._validation import DEFAULT_SESSION_ID, ListFilters
-from agentmem.errors import CorruptDataError, MissingExtraError
+from agentmem.errors import CorruptDataError
 from agentmem.schemas.agent_schemas import Message, TextContent
 from agentmem.search.ranking import SearchFilters
 from agentmem.services.base import Capability
 from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
-from agentmem.services.utils import MicrosecondClock, decode_message, started
+from agentmem.services.utils import MicrosecondClock, decode_message, import_extra, started
 from agentmem.services.utils.memory_results import HitFilter, memory_record
 
 __all__ = ["Mem0MemoryService"]
@@ -45,14 +45,6 @@ _LOCAL_LIMIT = 1_000_000_000
 _SEARCH_POOL = 100
 # The user whose memories health() asks for: any id does, none is ever written.
 _HEALTH_USER = "agentmem-health"
-
-
-def _import_mem0(feature: str) -> Any:
-    try:
-        import mem0
-    except ImportError as exc:
-        raise MissingExtraError(feature, "mem0", exc.name) from exc
-    return mem0
 
 
 def _wire_id(value: str) -> str:
@@ -178,7 +170,7 @@ class Mem0MemoryService(MemoryService):
                 "give api_key (or set MEM0_API_KEY) for the mem0 platform, "
                 "or memory for mem0's open-source engine"
             )
-        _import_mem0(type(self).__name__)
+        import_extra(type(self).__name__, "mem0", "mem0")
         self._api_key = api_key
         self._host = host
         self._org_id = org_id
@@ -236,14 +228,14 @@ class Mem0MemoryService(MemoryService):
         self, user: str, session: str | None, page: int, size: int
     ) -> Mapping[str, Any]:
         """One page of the memories of a user (in a session), ids as sent to mem0."""
+        result: Mapping[str, Any]
         async with self._engine() as client:
             if self._local:
                 result = await client.get_all(user_id=user, limit=size, **_run(session))
             else:
                 scope = _platform_filters(user, session)
                 result = await client.get_all(filters=scope, page=page, page_size=size)
-        answer: Mapping[str, Any] = result
-        return answer
+        return result
 
     @override
     async def _check_health(self) -> bool:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
-from typing_extensions import override
+from typing_extensions import Unpack, override
 
 from agentmem._validation import DEFAULT_SESSION_ID, ListFilters
-from agentmem.errors import CorruptDataError, MissingExtraError
+from agentmem.errors import CorruptDataError
 from agentmem.schemas.agent_schemas import Message, TextContent
 from agentmem.search.ranking import SearchFilters
 from agentmem.services.base import Capability
 from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
-from agentmem.services.utils import id_key, started
+from agentmem.services.utils import id_key, import_extra, started
 from agentmem.services.utils.memory_results import HitFilter, memory_record
 
-__all__ = ["ReMePersonalMemoryService", "ReMeTaskMemoryService"]
+__all__ = ["ReMeEndpoints", "ReMePersonalMemoryService", "ReMeTaskMemoryService"]
 
 # The environment variables ReMe reads its endpoints and keys from, by argument.
 _ENVIRONMENT = {
@@ -36,11 +36,14 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _HEALTH_USER = "agentmem-health"
 
 
-def _import_reme(feature: str) -> None:
-    try:
-        import reme_ai  # noqa: F401 - only checks that the extra is installed
-    except ImportError as exc:
-        raise MissingExtraError(feature, "reme", exc.name) from exc
+class ReMeEndpoints(TypedDict, total=False):
+    """The LLM and embedding model ReMe calls, behind OpenAI-compatible APIs; each one not
+    given is read from its ``FLOW_*`` variable."""
+
+    llm_api_key: str
+    llm_api_base: str
+    embedding_api_key: str
+    embedding_api_base: str
 
 
 def _workspace(user_id: str) -> str:
@@ -85,21 +88,16 @@ class _ReMeMemoryService(MemoryService):
     def __init__(
         self,
         *config: str,
-        llm_api_key: str | None = None,
-        llm_api_base: str | None = None,
-        embedding_api_key: str | None = None,
-        embedding_api_base: str | None = None,
         vector_store_backend: str | None = None,
         config_path: str | None = None,
+        **endpoints: Unpack[ReMeEndpoints],
     ) -> None:
-        given = {
-            "llm_api_key": llm_api_key,
-            "llm_api_base": llm_api_base,
-            "embedding_api_key": embedding_api_key,
-            "embedding_api_base": embedding_api_base,
-        }
+        unknown = sorted(set(endpoints) - set(_ENVIRONMENT))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {unknown}")
         settings = {
-            name: value or os.environ.get(_ENVIRONMENT[name]) for name, value in given.items()
+            name: endpoints.get(name) or os.environ.get(variable)
+            for name, variable in _ENVIRONMENT.items()
         }
         missing = [_ENVIRONMENT[name] for name, value in settings.items() if not value]
         if missing:
@@ -110,7 +108,7 @@ class _ReMeMemoryService(MemoryService):
         for item in config:
             if not isinstance(item, str) or "=" not in item:
                 raise ValueError(f"ReMe settings look like 'key=value', got {item!r}")
-        _import_reme(type(self).__name__)
+        import_extra(type(self).__name__, "reme", "reme_ai")
         self._settings = settings
         self._config = list(config)
         if vector_store_backend is not None:

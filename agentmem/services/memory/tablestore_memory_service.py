@@ -370,14 +370,11 @@ class TablestoreMemoryService(MemoryService):
 
     @override
     async def _delete_memories(self, user_id: str, session_id: str | None) -> None:
+        store = self._tablestore.store
         tenant = id_key(user_id)
         columns = ["document_id", "tenant_id"]
         ids = [doc.document_id async for doc in self._rows(user_id, session_id, columns)]
-        await self._delete_rows(self._tablestore.store, tenant, ids)
-
-    @staticmethod
-    async def _delete_rows(store: Any, tenant: str, document_ids: list[str]) -> None:
-        await for_each(document_ids, lambda document_id: store.delete_document(document_id, tenant))
+        await for_each(ids, lambda document_id: store.delete_document(document_id, tenant))
 
     @override
     async def _clear_all(self) -> None:

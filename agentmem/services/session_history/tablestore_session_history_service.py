@@ -59,7 +59,8 @@ class TablestoreSessionHistoryService(SessionHistoryService):
     or characters are kept apart; each message is stored whole as JSON (one column holds
     up to 2 MB). Messages are ordered by the microsecond of their writing. Message rows
     are written one by one: when a write fails, the rows the call wrote are deleted
-    again, so the call appends nothing unless that deletion fails too.
+    again, so the call appends nothing unless that deletion fails too (a session it
+    stored stays, empty).
 
     ``store_factory`` replaces ``AsyncMemoryStore``: it is called with that class's
     keyword arguments (a subclass, or an in-memory stand-in for tests).

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from agentmem.errors import CorruptDataError, ServiceNotStartedError
+from agentmem.errors import CorruptDataError, MissingExtraError, ServiceNotStartedError
 from agentmem.schemas.agent_schemas import Message
 
-__all__ = ["MicrosecondClock", "decode_message", "id_key", "started", "stored_text"]
+__all__ = [
+    "MicrosecondClock",
+    "decode_message",
+    "id_key",
+    "import_extra",
+    "started",
+    "stored_text",
+]
 
 T = TypeVar("T")
 
@@ -45,6 +53,16 @@ def id_key(*parts: str) -> str:
         digest.update(len(encoded).to_bytes(8, "big"))
         digest.update(encoded)
     return digest.hexdigest()
+
+
+def import_extra(feature: str, extra: str, *modules: str) -> Any:
+    """Import ``modules`` and return the first; MissingExtraError naming
+    ``agentmem[extra]`` if one is not installed."""
+    try:
+        imported = [importlib.import_module(module) for module in modules]
+    except ImportError as exc:
+        raise MissingExtraError(feature, extra, exc.name) from exc
+    return imported[0]
 
 
 def started(service: object, handle: T | None) -> T:

@@ -7,8 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
-from agentmem.errors import MissingExtraError
-from agentmem.services.utils import id_key, started
+from agentmem.services.utils import id_key, import_extra, started
 
 if TYPE_CHECKING:
     import tablestore
@@ -32,12 +31,7 @@ _CONCURRENCY = 32
 
 def import_tablestore(feature: str) -> Any:
     """The ``tablestore`` module, or :class:`MissingExtraError` naming the extra."""
-    try:
-        import tablestore
-        import tablestore_for_agent_memory  # noqa: F401 - checked here so errors name the extra
-    except ImportError as exc:
-        raise MissingExtraError(feature, "tablestore", exc.name) from exc
-    return tablestore
+    return import_extra(feature, "tablestore", "tablestore", "tablestore_for_agent_memory")
 
 
 def check_end_point(end_point: str) -> str:
