@@ -12,7 +12,7 @@ from typing import ClassVar, Self
 
 from agentmem.errors import AgentMemError, UnsupportedOperationError, map_errors
 
-__all__ = ["Capability", "ServiceWithLifecycleManager"]
+__all__ = ["Capability", "InProcessLifecycle", "ServiceWithLifecycleManager"]
 
 
 class Capability(StrEnum):
@@ -113,3 +113,21 @@ class ServiceWithLifecycleManager(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class InProcessLifecycle:
+    """The lifecycle of a backend whose data lives in the process (the in-memory ones).
+
+    Mixed in before the service base: nothing to acquire, so the service works
+    unstarted; stopping keeps the data, so a stopped service can be started again; it
+    is healthy whenever the process runs.
+    """
+
+    async def start(self) -> None:
+        """Nothing to acquire; kept for the common lifecycle."""
+
+    async def stop(self) -> None:
+        """Keeps the data: a stopped in-memory service can be started again."""
+
+    async def _check_health(self) -> bool:
+        return True

@@ -16,7 +16,7 @@ from typing_extensions import override
 from agentmem._validation import check_id, check_round_id, check_state, session_or_default
 from agentmem.errors import InvalidArgumentError
 from agentmem.limits import MAX_ROUND_ID
-from agentmem.services.base import Capability, ServiceWithLifecycleManager
+from agentmem.services.base import Capability, InProcessLifecycle, ServiceWithLifecycleManager
 
 __all__ = ["InMemoryStateService", "StateService", "check_round_id", "next_round"]
 
@@ -133,7 +133,7 @@ class StateService(ServiceWithLifecycleManager):
         """The user's session ids that hold at least one round, in any order."""
 
 
-class InMemoryStateService(StateService):
+class InMemoryStateService(InProcessLifecycle, StateService):
     """States in a dict ``{user_id: {session_id: {round_id: JSON}}}``; works unstarted.
 
     States are kept as JSON text, so every read returns a fresh copy, as from a server.
@@ -141,18 +141,6 @@ class InMemoryStateService(StateService):
 
     def __init__(self) -> None:
         self._states: dict[str, dict[str, dict[int, str]]] = {}
-
-    @override
-    async def start(self) -> None:
-        """Nothing to acquire; kept for the common lifecycle."""
-
-    @override
-    async def stop(self) -> None:
-        """Keeps the states: a stopped in-memory service can be started again."""
-
-    @override
-    async def _check_health(self) -> bool:
-        return True
 
     @override
     async def _save_state(

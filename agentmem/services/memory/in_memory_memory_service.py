@@ -30,6 +30,7 @@ from agentmem.search.ranking import (
     hybrid_search,
     lexical_search,
 )
+from agentmem.services.base import InProcessLifecycle
 from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class _UserIndex:
         return self.term_vector_cache
 
 
-class InMemoryMemoryService(MemoryService):
+class InMemoryMemoryService(InProcessLifecycle, MemoryService):
     """Memories in a dict per user; for development, tests and single processes.
 
     Works without ``start()``. Search uses an inverted index, so its cost follows the
@@ -185,18 +186,6 @@ class InMemoryMemoryService(MemoryService):
         self._users: dict[str, _UserIndex] = {}
         self._embedder = embedder
         self._ranking = ranking or RankingParameters()
-
-    @override
-    async def start(self) -> None:
-        """Nothing to acquire; kept for the common lifecycle."""
-
-    @override
-    async def stop(self) -> None:
-        """Keeps the memories: a stopped in-memory service can be started again."""
-
-    @override
-    async def _check_health(self) -> bool:
-        return True
 
     @override
     async def _add_memories(

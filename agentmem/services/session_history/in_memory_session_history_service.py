@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing_extensions import override
 
 from agentmem.schemas.agent_schemas import Message
+from agentmem.services.base import InProcessLifecycle
 from agentmem.services.session_history.session_history_service import SessionHistoryService
 
 __all__ = ["InMemorySessionHistoryService"]
 
 
-class InMemorySessionHistoryService(SessionHistoryService):
+class InMemorySessionHistoryService(InProcessLifecycle, SessionHistoryService):
     """Sessions in a dict ``{user_id: {session_id: [message JSON]}}``; works unstarted.
 
     Messages are kept as JSON, so every read returns fresh copies, as from a server.
@@ -18,18 +19,6 @@ class InMemorySessionHistoryService(SessionHistoryService):
 
     def __init__(self) -> None:
         self._sessions: dict[str, dict[str, list[bytes]]] = {}
-
-    @override
-    async def start(self) -> None:
-        """Nothing to acquire; kept for the common lifecycle."""
-
-    @override
-    async def stop(self) -> None:
-        """Keeps the sessions: a stopped in-memory service can be started again."""
-
-    @override
-    async def _check_health(self) -> bool:
-        return True
 
     @override
     async def _create_session(self, user_id: str, session_id: str) -> None:
