@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from agentmem import Message, RedisMemoryService, RedisSessionHistoryService, Session, TextContent
+from agentmem.services._redis import RedisConnection
 from agentmem.testing.redis_server import RedisServer
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pa", "do", "ge", "hu", "ji"]
@@ -88,8 +89,9 @@ def _line(name: str, value: str, goal: str) -> None:
 
 
 async def _append(url: str, corpus: Corpus) -> None:
-    memory = RedisMemoryService(url, key_prefix="bench-append", ttl_seconds=None)
-    sessions = RedisSessionHistoryService(url, key_prefix="bench-append", ttl_seconds=None)
+    connection = RedisConnection(url=url, key_prefix="bench-append")
+    memory = RedisMemoryService(connection=connection)
+    sessions = RedisSessionHistoryService(connection=connection)
     async with memory, sessions:
         results: dict[str, list[float]] = {"add_memory": [], "append_message": []}
         # Warm up connections, loaded scripts and the stemmer's cache before measuring.
@@ -125,7 +127,7 @@ async def _append(url: str, corpus: Corpus) -> None:
 
 
 async def _search_and_list(url: str, corpus: Corpus, sizes: tuple[int, int]) -> None:
-    memory = RedisMemoryService(url, key_prefix="bench-search", ttl_seconds=None)
+    memory = RedisMemoryService(connection=RedisConnection(url=url, key_prefix="bench-search"))
     async with memory:
         filled = 0
         for size, goal in zip(sizes, ("<= 3 ms", "<= 10 ms"), strict=True):
@@ -166,12 +168,9 @@ async def _throughput(url: str, corpus: Corpus, writes: int) -> None:
     messages = [Message.model_validate_json(payload) for payload in payloads]
     writers = 50
     bare = aioredis.Redis.from_url(url, max_connections=writers)
-    sessions = RedisSessionHistoryService(
-        url, key_prefix="bench-throughput", ttl_seconds=None, max_connections=writers
-    )
-    memory = RedisMemoryService(
-        url, key_prefix="bench-throughput", ttl_seconds=None, max_connections=writers
-    )
+    connection = RedisConnection(url=url, key_prefix="bench-throughput", max_connections=writers)
+    sessions = RedisSessionHistoryService(connection=connection)
+    memory = RedisMemoryService(connection=connection)
 
     async def run(write: Callable[[int], Awaitable[Any]]) -> float:
         async def writer(first: int) -> None:
@@ -206,8 +205,9 @@ async def _memory_use(url: str, corpus: Corpus, count: int) -> None:
     client = aioredis.Redis.from_url(url)
     messages = corpus.messages(count)
     json_bytes = sum(len(message.model_dump_json().encode()) for message in messages)
-    memory = RedisMemoryService(url, key_prefix="bench-size", ttl_seconds=None)
-    sessions = RedisSessionHistoryService(url, key_prefix="bench-size", ttl_seconds=None)
+    connection = RedisConnection(url=url, key_prefix="bench-size")
+    memory = RedisMemoryService(connection=connection)
+    sessions = RedisSessionHistoryService(connection=connection)
 
     async def used() -> int:
         info = await client.info("memory")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from agentmem.services._redis import RedisConnection
 from agentmem.testing.redis_server import RedisClusterServer, RedisServer
 from tests.backends import MEMORY_BACKENDS, SESSION_HISTORY_BACKENDS, STATE_BACKENDS
 
@@ -59,7 +60,7 @@ def redis_cluster_url() -> Iterator[str]:
 
 
 def drop_keys(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (test cleanup only: services never scan)."""
+    """Delete every key under ``prefix``, on every node (test cleanup)."""
     for node_url in _CLUSTER_NODES.get(url, [url]):
         with redis.Redis.from_url(node_url) as client:
             for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
@@ -86,9 +87,8 @@ def _factory(service_class: str, url_fixture: str) -> Callable[..., Any]:
         url = request.getfixturevalue(url_fixture)
         prefix = unique_prefix()
         request.addfinalizer(lambda: drop_keys(url, prefix))
-        return factory.create(
-            "redis", redis_url=url, key_prefix=prefix, max_connections=MAX_CONNECTIONS
-        )
+        connection = RedisConnection(url=url, key_prefix=prefix, max_connections=MAX_CONNECTIONS)
+        return factory.create("redis", connection=connection)
 
     return create
 

@@ -247,7 +247,8 @@ class RedisConnection:
     def from_options(cls, options: Mapping[str, Any]) -> RedisConnection:
         """The setting that AgentScope Runtime 1.0's keyword arguments describe."""
         values: dict[str, Any] = {_OPTION_FIELDS.get(name, name): v for name, v in options.items()}
-        if values.get("max_connections", 0) is None:
+        # AgentScope Runtime 1.0 takes None for its default pool size.
+        if "max_connections" in values and values["max_connections"] is None:
             del values["max_connections"]
         return cls(**values)
 
@@ -307,11 +308,24 @@ class RedisServiceBase(ServiceWithLifecycleManager):
     #: AgentScope Runtime 1.0's positional constructor parameters of the service, in order.
     agentscope_parameters: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, connection: RedisConnection, ttl_seconds: int | None) -> None:
-        self.connection = connection
-        ttl = check_positive(ttl_seconds, "ttl_seconds", optional=True)
+    def __init__(
+        self,
+        args: tuple[Any, ...],
+        connection: RedisConnection | None,
+        options: RedisOptions,
+        **own: Any,
+    ) -> None:
+        """Take the subclass's constructor arguments: AgentScope Runtime 1.0's positional
+        ``args`` and keyword ``options``, or ``connection``, and its own keyword
+        arguments ``own`` (``ttl_seconds`` and, where the service trims sessions,
+        ``max_messages_per_session``)."""
+        self.connection, resolved = self._arguments(args, connection, options, own)
+        ttl = check_positive(resolved["ttl_seconds"], "ttl_seconds", optional=True)
         self.ttl_ms = 0 if ttl is None else ttl * 1000
-        self.keys = RedisKeys(connection.key_prefix)
+        limit = resolved.get("max_messages_per_session")
+        #: The newest memories or messages kept per session; 0: all of them.
+        self.max_messages = check_positive(limit, "max_messages_per_session", optional=True) or 0
+        self.keys = RedisKeys(self.connection.key_prefix)
         self._client: RedisClient | None = None
         self._script_shas = {
             name: hashlib.sha1(source.encode("utf-8")).hexdigest()
@@ -337,6 +351,9 @@ class RedisServiceBase(ServiceWithLifecycleManager):
                 f"arguments ({len(positional)} given)"
             )
         given: dict[str, Any] = dict(options)
+        unknown = sorted(given.keys() - RedisOptions.__annotations__.keys())
+        if unknown:
+            raise TypeError(f"{name}() got an unexpected keyword argument {unknown[0]!r}")
         resolved = dict(own)
         for parameter, value in zip(cls.agentscope_parameters, positional, strict=False):
             target = resolved if parameter in own else given

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -31,7 +31,7 @@ class Services:
         self.raw = raw_client(url)
         self._started: list[RedisServiceBase] = []
 
-    async def _start(self, service_class: type[S], options: dict[str, Any]) -> S:
+    async def _start(self, service_class: Callable[..., S], options: dict[str, Any]) -> S:
         options.setdefault("key_prefix", self.prefix)
         service = service_class(self.url, **options)
         await service.start()

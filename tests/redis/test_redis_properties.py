@@ -30,6 +30,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("search"), USERS, TEXT, st.sampled_from([None, "s1"])),
     st.tuples(st.just("list_memory"), USERS, st.integers(1, 3), st.sampled_from([None, "s2"])),
     st.tuples(st.just("delete_memory"), USERS, st.sampled_from([None, "s1"])),
+    st.tuples(st.just("memory_sessions"), USERS),
     st.tuples(st.just("append"), USERS, SESSIONS, TEXT),
     st.tuples(st.just("create_session"), USERS, SESSIONS),
     st.tuples(st.just("get_session"), USERS, SESSIONS),
@@ -39,6 +40,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("export_state"), USERS, SESSIONS, st.sampled_from([None, 1])),
     st.tuples(st.just("delete_state"), USERS, SESSIONS, st.sampled_from([None, 1])),
     st.tuples(st.just("list_states"), USERS, SESSIONS),
+    st.tuples(st.just("state_sessions"), USERS),
 )
 
 
@@ -59,9 +61,12 @@ async def _apply(services: tuple[Any, Any, Any], operation: tuple[Any, ...], ste
         filters = {"page_num": args[0], "page_size": 2}
         if args[1]:
             filters["session_id"] = args[1]
-        return [message.id for message in await memory.list_memory(user, filters)]
+        records = await memory.list_memory_records(user, filters)
+        return [(record.message.id, record.session_id) for record in records]
     if name == "delete_memory":
         return await memory.delete_memory(user, args[0])
+    if name == "memory_sessions":
+        return await memory.list_session_ids(user)
     if name == "append":
         message = text_message(" ".join(args[1]), id=f"m{step}")
         return await sessions.append_message(Session(id=args[0], user_id=user), message)
@@ -79,6 +84,8 @@ async def _apply(services: tuple[Any, Any, Any], operation: tuple[Any, ...], ste
         return await states.export_state(user, args[0], args[1])
     if name == "delete_state":
         return await states.delete_state(user, args[0], args[1])
+    if name == "state_sessions":
+        return await states.list_session_ids(user)
     return await states.list_states(user, args[0])
 
 

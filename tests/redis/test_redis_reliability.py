@@ -6,19 +6,25 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from agentmem import (
     BackendError,
+    InvalidArgumentError,
     MemoryServiceFactory,
     RedisMemoryService,
     RedisSessionHistoryService,
     RedisStateService,
     ServiceNotStartedError,
     Session,
+    SessionHistoryServiceFactory,
+    StateServiceFactory,
 )
+from agentmem.services._redis import RedisConnection
+from agentmem.services.memory.redis_memory_service import RedisMemoryService as ModuleMemoryService
 from agentmem.services.redis_memory_service import RedisMemoryService as ShimMemoryService
 from agentmem.testing.redis_server import RedisServer
 from tests.helpers import text_message, texts
@@ -32,8 +38,8 @@ def _closed_port_url() -> str:
     return server.url
 
 
-def test_spec_import_path_is_the_same_class() -> None:
-    assert ShimMemoryService is RedisMemoryService
+def test_spec_import_paths_are_the_same_class() -> None:
+    assert ShimMemoryService is ModuleMemoryService is RedisMemoryService
 
 
 async def test_constructing_and_starting_do_not_connect() -> None:
@@ -51,11 +57,104 @@ async def test_constructing_and_starting_do_not_connect() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"max_connections": 0}, {"ttl_seconds": 0}, {"ttl_seconds": 1.5}, {"key_prefix": "a{b}"}],
+    [
+        {"max_connections": 0},
+        {"ttl_seconds": 0},
+        {"ttl_seconds": 1.5},
+        {"key_prefix": "a{b}"},
+        {"redis_client": "redis://127.0.0.1:1/0"},
+        {"connection": "redis://127.0.0.1:1/0"},
+    ],
 )
-def test_bad_options_are_rejected(options: dict[str, object]) -> None:
-    with pytest.raises((ValueError, TypeError)):
-        RedisStateService("redis://127.0.0.1:1/0", **options)
+def test_bad_options_are_rejected(options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        RedisStateService(**options)
+
+
+def test_agentscope_positional_arguments() -> None:
+    client = aioredis.Redis()
+    memory = RedisMemoryService(
+        "redis://h:1/0", client, 1.0, 2.0, 7, False, 60, 3, 10.0, False, key_prefix="p"
+    )
+    assert memory.connection == RedisConnection(
+        url="redis://h:1/0",
+        client=client,
+        socket_timeout=1.0,
+        socket_connect_timeout=2.0,
+        max_connections=7,
+        retry_on_timeout=False,
+        health_check_interval=10.0,
+        socket_keepalive=False,
+        key_prefix="p",
+    )
+    assert (memory.ttl_seconds, memory.max_messages) == (60, 3)
+    sessions = RedisSessionHistoryService("redis://h:1/0", None, 1.0, 2.0, 7, False, 60, 3)
+    assert (sessions.ttl_seconds, sessions.max_messages) == (60, 3)
+    # The state service of AgentScope Runtime 1.0 has no max_messages_per_session.
+    states = RedisStateService("redis://h:1/0", None, 1.0, 2.0, 7, False, 60, 10.0, False)
+    assert states.ttl_seconds == 60
+    assert states.connection == RedisConnection(
+        url="redis://h:1/0",
+        socket_timeout=1.0,
+        socket_connect_timeout=2.0,
+        max_connections=7,
+        retry_on_timeout=False,
+        health_check_interval=10.0,
+        socket_keepalive=False,
+    )
+    assert RedisStateService(max_connections=None).connection == RedisConnection()
+
+
+@pytest.mark.parametrize(
+    ("args", "options"),
+    [
+        (("redis://h:1/0",), {"redis_url": "redis://h:2/0"}),
+        (("redis://h:1/0", None, 1.0, 1.0, 5, True, 60), {"ttl_seconds": 30}),
+        ((), {"connection": RedisConnection(), "key_prefix": "p"}),
+        (("redis://h:1/0",), {"connection": RedisConnection()}),
+        (tuple(range(11)), {}),
+        ((), {"redis_ur": "redis://h:1/0"}),
+    ],
+)
+def test_conflicting_arguments_are_refused(args: tuple[Any, ...], options: dict[str, Any]) -> None:
+    with pytest.raises(TypeError):
+        RedisMemoryService(*args, **options)
+
+
+def test_the_setting_hides_a_password() -> None:
+    setting = RedisConnection(url="redis://admin:secret@h:1/0")
+    assert "secret" not in repr(setting)
+    assert "admin:***@h:1" in repr(setting)
+
+
+async def test_one_connection_setting_serves_all_three(redis_url: str) -> None:
+    prefix = unique_prefix()
+    setting = RedisConnection(url=redis_url, key_prefix=prefix, max_connections=2)
+    try:
+        memory = RedisMemoryService(connection=setting)
+        sessions = RedisSessionHistoryService(connection=setting)
+        states = RedisStateService(connection=setting, ttl_seconds=60)
+        async with memory, sessions, states:
+            await memory.add_memory("u1", [text_message("tea")])
+            await sessions.create_session("u1", "s")
+            await states.save_state("u1", {"v": 1})
+            assert texts(await memory.search_memory("u1", "tea")) == ["tea"]
+            assert [s.id for s in await sessions.list_sessions("u1")] == ["s"]
+            assert await states.export_state("u1") == {"v": 1}
+            # Each made its own pool from the URL.
+            assert len({id(s._client) for s in (memory, sessions, states)}) == 3
+        client = aioredis.Redis.from_url(redis_url)
+        shared = RedisConnection(client=client, key_prefix=prefix)
+        async with (
+            RedisMemoryService(connection=shared) as memory,
+            RedisStateService(connection=shared) as states,
+        ):
+            assert memory._client is states._client is client
+            assert texts(await memory.list_memory("u1")) == ["tea"]
+        assert await client.ping() is True
+        await client.aclose()
+    finally:
+        drop_keys(redis_url, prefix)
 
 
 async def test_use_after_stop_raises(single: Services) -> None:
@@ -120,6 +219,22 @@ async def test_factory_builds_from_the_environment(redis_url: str) -> None:
         await service.add_memory("u1", [text_message("tea")])
         assert texts(await service.list_memory("u1")) == ["tea"]
     drop_keys(redis_url, prefix)
+    sessions = SessionHistoryServiceFactory.create(
+        "redis",
+        environ={
+            "SESSION_HISTORY_REDIS_CLUSTER": "true",
+            "SESSION_HISTORY_REDIS_MAX_CONNECTIONS": "7",
+            "SESSION_HISTORY_REDIS_MAX_MESSAGES_PER_SESSION": "3",
+        },
+    )
+    assert isinstance(sessions, RedisSessionHistoryService)
+    assert sessions.connection == RedisConnection(cluster=True, max_connections=7)
+    assert (sessions.ttl_seconds, sessions.max_messages) == (None, 3)
+    states = StateServiceFactory.create(
+        "redis", environ={"STATE_REDIS_SOCKET_TIMEOUT": "1.5", "STATE_REDIS_TTL_SECONDS": "9"}
+    )
+    assert isinstance(states, RedisStateService)
+    assert (states.connection.socket_timeout, states.ttl_seconds) == (1.5, 9)
 
 
 async def test_two_hundred_callers_queue_on_two_connections(services: Services) -> None:

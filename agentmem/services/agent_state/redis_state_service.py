@@ -143,8 +143,7 @@ class RedisStateService(RedisServiceBase, StateService):
         ttl_seconds: int | None = None,
         **options: Unpack[RedisOptions],
     ) -> None:
-        connection, own = self._arguments(args, connection, options, {"ttl_seconds": ttl_seconds})
-        super().__init__(connection, own["ttl_seconds"])
+        super().__init__(args, connection, options, ttl_seconds=ttl_seconds)
 
     def _session_keys(self, user_id: str, session_id: str) -> list[str]:
         session = encode_id(session_id)

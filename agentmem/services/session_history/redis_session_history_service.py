@@ -15,7 +15,6 @@ from agentmem.services._redis import (
     RedisConnection,
     RedisOptions,
     RedisServiceBase,
-    check_positive,
     decode_id,
     encode_id,
     text,
@@ -144,15 +143,13 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
         max_messages_per_session: int | None = None,
         **options: Unpack[RedisOptions],
     ) -> None:
-        connection, own = self._arguments(
+        super().__init__(
             args,
             connection,
             options,
-            {"ttl_seconds": ttl_seconds, "max_messages_per_session": max_messages_per_session},
+            ttl_seconds=ttl_seconds,
+            max_messages_per_session=max_messages_per_session,
         )
-        super().__init__(connection, own["ttl_seconds"])
-        limit = own["max_messages_per_session"]
-        self._max_messages = check_positive(limit, "max_messages_per_session", optional=True) or 0
 
     async def _run(self, script: str, user_id: str, session_id: str | None, *extra: Any) -> Any:
         """Run ``script`` with the user's keys (and the session's), the TTL and ``extra``."""
@@ -197,6 +194,6 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
             "append",
             user_id,
             session_id,
-            self._max_messages,
+            self.max_messages,
             *(item.__pydantic_serializer__.to_json(item) for item in messages),
         )

@@ -25,7 +25,6 @@ from agentmem.services._redis import (
     RedisConnection,
     RedisOptions,
     RedisServiceBase,
-    check_positive,
     decode_id,
     encode_id,
     text,
@@ -102,15 +101,13 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         vector_cache_users: int = 16,
         **options: Unpack[RedisOptions],
     ) -> None:
-        connection, own = self._arguments(
+        super().__init__(
             args,
             connection,
             options,
-            {"ttl_seconds": ttl_seconds, "max_messages_per_session": max_messages_per_session},
+            ttl_seconds=ttl_seconds,
+            max_messages_per_session=max_messages_per_session,
         )
-        super().__init__(connection, own["ttl_seconds"])
-        limit = own["max_messages_per_session"]
-        self._max_messages = check_positive(limit, "max_messages_per_session", optional=True) or 0
         self._embedder = embedder
         self._ranking = ranking or RankingParameters()
         if isinstance(vector_cache_users, bool) or not isinstance(vector_cache_users, int):
@@ -153,7 +150,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         vectors, vocabulary = await self._vectors(keys, texts)
         args: list[Any] = [
             self.ttl_ms,
-            self._max_messages,
+            self.max_messages,
             encode_id(session_id),
             len(messages),
             uuid.uuid4().hex,

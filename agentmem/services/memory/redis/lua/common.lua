@@ -78,8 +78,9 @@ local function remove_docs(ids)
   call_chunked('HDEL', docs, ids)
   call_chunked('HDEL', vectors, ids)
   call_chunked('ZREM', order, entries)
-  local left = redis.call('HINCRBY', meta, 'docs', -#entries)
-  redis.call('HINCRBY', meta, 'length', -length)
+  -- Subtracted from 0, because Lua's -0 reaches Redis as "-0", which is no integer.
+  local left = redis.call('HINCRBY', meta, 'docs', 0 - #entries)
+  redis.call('HINCRBY', meta, 'length', 0 - length)
   redis.call('HINCRBY', meta, 'removed', 1)
   if left <= 0 then redis.call('DEL', unpack(KEYS)) end
 end
