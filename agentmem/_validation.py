@@ -8,15 +8,17 @@ with an explicit stack, so no input can exhaust Python's recursion limit.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError
 
 from agentmem.errors import InvalidArgumentError
 from agentmem.limits import (
@@ -112,68 +114,122 @@ def check_round_id(round_id: object, *, optional: bool = True) -> int | None:
     return round_id
 
 
-def _path(parts: tuple[str | int, ...]) -> str:
+# A place in a value being checked: (parent place, key), the root being (None, field).
+# Linked rather than copied at every level, and spelt out only for an error message.
+_Place = tuple["_Place | None", str | int]
+
+
+def _path(place: _Place) -> str:
+    parts: list[str | int] = []
+    node: _Place | None = place
+    while node is not None:
+        parts.append(node[1])
+        node = node[0]
     text = ""
-    for part in parts:
+    for part in reversed(parts):
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
 
 
-def _check_json_value(value: object, field: str, max_bytes: int) -> None:
+def _check_scalar(item: object, place: _Place) -> int | None:
+    """Check a JSON scalar; its characters counted toward the size, None if no scalar."""
+    if isinstance(item, str):
+        if not item.isascii():
+            _check_text(item, _path(place))
+        return len(item)
+    if item is None or isinstance(item, bool):
+        return 0
+    if isinstance(item, int):
+        if not -_INT_BOUND < item < _INT_BOUND:
+            raise InvalidArgumentError(
+                _path(place), f"must be an integer of at most {MAX_INT_DIGITS} digits"
+            )
+        return 0
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            raise InvalidArgumentError(
+                _path(place), f"must be a finite number (JSON has no {item})"
+            )
+        return 0
+    return None
+
+
+# Fields pydantic has already held to strings or booleans: serializing catches the one
+# thing they can still carry wrong (a lone surrogate), so the walk, which runs for every
+# message written, skips them.
+_TYPED_SCALARS: frozenset[object] = frozenset({str, bool, str | None, bool | None})
+
+
+@functools.cache
+def _walked_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The declared fields of ``model`` that may hold more than a string or a boolean."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if info.annotation not in _TYPED_SCALARS and get_origin(info.annotation) is not Literal
+    )
+
+
+def _check_json_value(
+    value: object, field: str, max_bytes: int, *, every_field: bool = False
+) -> None:
     """Check that ``value`` is strict JSON within the depth limit, without recursion.
 
     Strict JSON: dicts with string keys, lists, strings of valid Unicode, finite floats,
-    ints, booleans and None. Pydantic models count as objects of their fields. Strings
-    are summed on the way, so an oversized value is refused before it is serialized.
+    ints of at most :data:`~agentmem.limits.MAX_INT_DIGITS` digits, booleans and None.
+    Pydantic models count as objects of their fields (only those that may hold more than
+    a string or a boolean, unless ``every_field``). Strings are summed on the way, so an
+    oversized value is refused before it is serialized.
     """
-    stack: list[tuple[object, tuple[str | int, ...], int]] = [(value, (field,), 1)]
+    root: _Place = (None, field)
+    characters = _check_scalar(value, root)
+    if characters is not None:
+        return
     characters = 0
+    stack: list[tuple[object, _Place, int]] = [(value, root, 1)]
     while stack:
-        item, path, depth = stack.pop()
-        if isinstance(item, str):
-            characters += len(item)
-            if characters > max_bytes:
-                raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON")
-            _check_text(item, _path(path))
-            continue
-        if item is None or isinstance(item, bool):
-            continue
-        if isinstance(item, int):
-            if not -_INT_BOUND < item < _INT_BOUND:
-                raise InvalidArgumentError(
-                    _path(path), f"must be an integer of at most {MAX_INT_DIGITS} digits"
-                )
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidArgumentError(
-                    _path(path), f"must be a finite number (JSON has no {item})"
-                )
-            continue
+        item, place, depth = stack.pop()
         entries: Any
+        keyed = True
         if isinstance(item, dict):
             entries = item.items()
         elif isinstance(item, BaseModel):
-            entries = [*item.__dict__.items(), *(item.__pydantic_extra__ or {}).items()]
+            fields = item.__dict__
+            entries = [
+                *(
+                    fields.items()
+                    if every_field
+                    else ((name, fields[name]) for name in _walked_fields(type(item)))
+                ),
+                *(item.__pydantic_extra__ or {}).items(),
+            ]
         elif isinstance(item, list):
             entries = enumerate(item)
+            keyed = False
         else:
             raise InvalidArgumentError(
-                _path(path),
+                _path(place),
                 f"must hold only JSON values (dict, list, str, int, float, bool, None), "
                 f"got {type(item).__name__}",
             )
         if depth > MAX_JSON_DEPTH:
             raise InvalidArgumentError(field, f"must nest at most {MAX_JSON_DEPTH} levels deep")
         for key, child in entries:
-            if isinstance(item, dict | BaseModel):
+            if keyed:
                 if not isinstance(key, str):
                     raise InvalidArgumentError(
-                        _path(path), f"keys must be strings, got {type(key).__name__}"
+                        _path(place), f"keys must be strings, got {type(key).__name__}"
                     )
                 characters += len(key)
-                _check_text(key, _path(path))
-            stack.append((child, (*path, key), depth + 1))
+                if not key.isascii():
+                    _check_text(key, _path(place))
+            counted = _check_scalar(child, (place, key))
+            if counted is None:
+                stack.append((child, (place, key), depth + 1))
+            else:
+                characters += counted
+        if characters > max_bytes:
+            raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON")
 
 
 def _check_size(encoded: bytes | str, field: str, max_bytes: int) -> None:
@@ -182,7 +238,7 @@ def _check_size(encoded: bytes | str, field: str, max_bytes: int) -> None:
         raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON, got {size}")
 
 
-def check_messages(values: object, field: str = "messages") -> list[Message]:
+def check_messages(values: object, field: str = "messages", *, copy: bool = True) -> list[Message]:
     """Validated copies of one message or a list of them (objects or dicts), all or none.
 
     Each message must be strict JSON within :data:`~agentmem.limits.MAX_JSON_DEPTH` and
@@ -190,7 +246,9 @@ def check_messages(values: object, field: str = "messages") -> list[Message]:
     :data:`~agentmem.limits.MAX_ID_LENGTH` characters; a call takes at most
     :data:`~agentmem.limits.MAX_BATCH_MESSAGES` messages and
     :data:`~agentmem.limits.MAX_BATCH_BYTES`. The copies are what a JSON round trip
-    gives, so what a backend stores is what it returns.
+    gives, so what a backend stores is what it returns. ``copy=False`` returns the
+    validated messages themselves (a caller's :class:`Message` objects stay theirs),
+    for callers that only serialize them.
     """
     single = isinstance(values, Message | Mapping)
     if single:
@@ -212,7 +270,10 @@ def check_messages(values: object, field: str = "messages") -> list[Message]:
             parsed.append(to_message(item))
         except PydanticValidationError as exc:
             error = exc.errors()[0]
-            raise InvalidArgumentError(_path((name, *error["loc"])), error["msg"]) from None
+            place: _Place = (None, name)
+            for part in error["loc"]:
+                place = (place, part)
+            raise InvalidArgumentError(_path(place), error["msg"]) from None
         except TypeError as exc:
             raise InvalidArgumentError(name, str(exc)) from None
     copies: list[Message] = []
@@ -221,14 +282,19 @@ def check_messages(values: object, field: str = "messages") -> list[Message]:
         name = field if single else f"{field}[{position}]"
         check_id(message.id, f"{name}.id")
         _check_json_value(message, name, MAX_MESSAGE_BYTES)
-        encoded = message.__pydantic_serializer__.to_json(message)
+        try:
+            encoded = message.__pydantic_serializer__.to_json(message)
+        except PydanticSerializationError:
+            # A string field the walk skipped: walk them all to name it.
+            _check_json_value(message, name, MAX_MESSAGE_BYTES, every_field=True)
+            raise InvalidArgumentError(name, "must serialize as JSON") from None
         _check_size(encoded, name, MAX_MESSAGE_BYTES)
         total += len(encoded)
         if total > MAX_BATCH_BYTES:
             raise InvalidArgumentError(
                 field, f"must be at most {MAX_BATCH_BYTES} bytes of JSON per call"
             )
-        copies.append(Message.model_validate_json(encoded))
+        copies.append(Message.model_validate_json(encoded) if copy else message)
     return copies
 
 

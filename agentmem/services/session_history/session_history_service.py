@@ -93,18 +93,20 @@ class SessionHistoryService(ServiceWithLifecycleManager):
         stays in step. A session that is not stored yet is stored with them.
         """
         check_session(session)
-        messages = check_messages(message, "message")
+        # Not copied: backends store what the messages hold, and the caller's session
+        # gets the very objects it appended, as in AgentScope Runtime.
+        messages = check_messages(message, "message", copy=False)
         if not messages:
             return
         with self._mapped("append messages"):
             await self._append_messages(session.user_id, session.id, messages)
-        session.messages.extend(item.model_copy(deep=True) for item in messages)
+        session.messages.extend(messages)
 
     @abstractmethod
     async def _check_health(self) -> bool:
         """One round trip to the storage, as :meth:`health` describes."""
 
-    # The storage core; arguments arrive validated and messages are the backend's copies.
+    # The storage core; arguments arrive validated.
 
     @abstractmethod
     async def _create_session(self, user_id: str, session_id: str) -> None:
@@ -126,7 +128,11 @@ class SessionHistoryService(ServiceWithLifecycleManager):
     async def _append_messages(
         self, user_id: str, session_id: str, messages: list[Message]
     ) -> None:
-        """Append ``messages`` (at least one) atomically, storing the session if new."""
+        """Append ``messages`` (at least one) atomically, storing the session if new.
+
+        The message objects are the caller's (they join ``session.messages``): a
+        backend stores what they hold, never the objects themselves.
+        """
 
 
 def __getattr__(name: str) -> Any:
