@@ -69,6 +69,7 @@ __all__ = [
     "MessageType",
     "MissingExtraError",
     "NotFoundError",
+    "RedisConnection",
     "RedisMemoryService",
     "RedisSessionHistoryService",
     "RedisStateService",
@@ -93,6 +94,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "RedisConnection": "agentmem.services._redis",
     "RedisMemoryService": "agentmem.services.memory.redis_memory_service",
     "RedisSessionHistoryService": (
         "agentmem.services.session_history.redis_session_history_service"

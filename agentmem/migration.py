@@ -522,6 +522,9 @@ def redis_command_arguments(parser: argparse.ArgumentParser) -> None:
             help="agentmem's Redis URL (redis+cluster://... for a cluster)",
         )
         action.add_argument("--key-prefix", default="agentmem", help="agentmem's key prefix")
+    # Only writers take an expiry: with one, reads refresh it, so an export would put
+    # an expiry on the data it reads.
+    for action in (source, imported):
         action.add_argument(
             "--ttl-seconds",
             type=int,
@@ -537,7 +540,10 @@ async def _run(args: argparse.Namespace, stream: TextIO) -> int:
         RedisSessionHistoryService,
     )
 
-    options: dict[str, Any] = {"key_prefix": args.key_prefix, "ttl_seconds": args.ttl_seconds}
+    options: dict[str, Any] = {
+        "key_prefix": args.key_prefix,
+        "ttl_seconds": getattr(args, "ttl_seconds", None),
+    }
     async with (
         RedisMemoryService(args.url, **options) as memory,
         RedisSessionHistoryService(args.url, **options) as sessions,
