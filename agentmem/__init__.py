@@ -24,6 +24,7 @@ from agentmem.schemas.agent_schemas import (
     FileContent,
     ImageContent,
     Message,
+    MessageList,
     MessageType,
     RefusalContent,
     Role,
@@ -31,7 +32,11 @@ from agentmem.schemas.agent_schemas import (
     TextContent,
 )
 from agentmem.schemas.session import Session
-from agentmem.services.agent_state.state_service import InMemoryStateService, StateService
+from agentmem.services.agent_state.state_service import (
+    InMemoryStateService,
+    StateRounds,
+    StateService,
+)
 from agentmem.services.base import Capability, ServiceWithLifecycleManager
 from agentmem.services.factories import (
     MemoryServiceFactory,
@@ -39,11 +44,20 @@ from agentmem.services.factories import (
     StateServiceFactory,
 )
 from agentmem.services.memory.in_memory_memory_service import InMemoryMemoryService
-from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
+from agentmem.services.memory.memory_service import (
+    MemoryHit,
+    MemoryHitList,
+    MemoryRecord,
+    MemoryRecordList,
+    MemoryService,
+)
 from agentmem.services.session_history.in_memory_session_history_service import (
     InMemorySessionHistoryService,
 )
-from agentmem.services.session_history.session_history_service import SessionHistoryService
+from agentmem.services.session_history.session_history_service import (
+    SessionHistoryService,
+    SessionList,
+)
 
 __version__ = "0.1.0"
 
@@ -62,10 +76,13 @@ __all__ = [
     "InMemoryStateService",
     "InvalidArgumentError",
     "MemoryHit",
+    "MemoryHitList",
     "MemoryRecord",
+    "MemoryRecordList",
     "MemoryService",
     "MemoryServiceFactory",
     "Message",
+    "MessageList",
     "MessageType",
     "MissingExtraError",
     "NotFoundError",
@@ -76,6 +93,9 @@ __all__ = [
     "RefusalContent",
     "Role",
     "RunStatus",
+    "SQLiteMemoryService",
+    "SQLiteSessionHistoryService",
+    "SQLiteStateService",
     "SandboxAuthError",
     "SandboxError",
     "SandboxPathError",
@@ -86,6 +106,8 @@ __all__ = [
     "Session",
     "SessionHistoryService",
     "SessionHistoryServiceFactory",
+    "SessionList",
+    "StateRounds",
     "StateService",
     "StateServiceFactory",
     "TextContent",
@@ -100,6 +122,11 @@ _LAZY = {
         "agentmem.services.session_history.redis_session_history_service"
     ),
     "RedisStateService": "agentmem.services.agent_state.redis_state_service",
+    "SQLiteMemoryService": "agentmem.services.memory.sqlite_memory_service",
+    "SQLiteSessionHistoryService": (
+        "agentmem.services.session_history.sqlite_session_history_service"
+    ),
+    "SQLiteStateService": "agentmem.services.agent_state.sqlite_state_service",
     "SandboxService": "agentmem.services.sandbox_service",
 }
 

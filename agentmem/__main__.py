@@ -23,14 +23,43 @@ class Command(NamedTuple):
     run: Callable[[argparse.Namespace], int]
 
 
+_SANDBOX_SERVER_DESCRIPTION = """\
+Serve sandboxes over HTTP to remote SandboxService clients.
+
+Every request carries a bearer token. Two modes:
+
+  single token   --token T, or $AGENTMEM_SANDBOX_TOKEN: whoever holds the token may
+                 act for any user id, so every client can reach every user's
+                 sandboxes. Only for a deployment serving one tenant.
+  per user       --tokens-file F, or $AGENTMEM_SANDBOX_TOKENS_FILE: F is a JSON object
+                 mapping each token to the user ids it may act for, e.g.
+                 {"<token of app A>": ["alice", "bob"], "<token of app B>": ["carol"]}
+                 (readable by its owner only: chmod 600). A request for another
+                 user's sandbox gets 403 and runs nothing; user_id is required.
+
+The server's limits are maxima: clients may ask for shorter timeouts, never longer
+ones. Larger request bodies get 413, connects beyond the sandbox caps get 429."""
+
+
 def _sandbox_server_arguments(parser: argparse.ArgumentParser) -> None:
+    from agentmem.services.sandbox.models import ServerLimits
+
+    parser.description = _SANDBOX_SERVER_DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (8000; 0 picks a free one)")
     parser.add_argument(
         "--token",
         default=os.environ.get("AGENTMEM_SANDBOX_TOKEN"),
-        help="bearer token clients must send; required. Prefer $AGENTMEM_SANDBOX_TOKEN (the "
-        "default): other local users can read command lines",
+        help="single-token mode: the bearer token clients must send. Prefer "
+        "$AGENTMEM_SANDBOX_TOKEN (the default): other local users can read command lines",
+    )
+    parser.add_argument(
+        "--tokens-file",
+        default=os.environ.get("AGENTMEM_SANDBOX_TOKENS_FILE"),
+        metavar="FILE",
+        help="per-user mode: JSON file mapping each token to the user ids it may act for "
+        "(default $AGENTMEM_SANDBOX_TOKENS_FILE)",
     )
     parser.add_argument(
         "--isolation",
@@ -42,6 +71,7 @@ def _sandbox_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--idle-timeout",
         type=float,
         default=3600.0,
+        metavar="SECONDS",
         help="release sessions unused for this many seconds (3600; 0 never)",
     )
     parser.add_argument(
@@ -49,6 +79,28 @@ def _sandbox_server_arguments(parser: argparse.ArgumentParser) -> None:
         default="{}",
         metavar="JSON",
         help='SandboxLimits fields as JSON, e.g. \'{"timeout_seconds": 60, "processes": 64}\'',
+    )
+    defaults = ServerLimits()
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=defaults.max_request_bytes,
+        metavar="N",
+        help=f"larger request bodies get 413 ({defaults.max_request_bytes})",
+    )
+    parser.add_argument(
+        "--max-sandboxes",
+        type=int,
+        default=defaults.max_sandboxes,
+        metavar="N",
+        help=f"live sandboxes in all ({defaults.max_sandboxes}); more get 429",
+    )
+    parser.add_argument(
+        "--max-sandboxes-per-user",
+        type=int,
+        default=defaults.max_sandboxes_per_user,
+        metavar="N",
+        help=f"live sandboxes per user id ({defaults.max_sandboxes_per_user}); more get 429",
     )
     parser.add_argument(
         "--import",
@@ -63,28 +115,44 @@ def _sandbox_server_arguments(parser: argparse.ArgumentParser) -> None:
 def _sandbox_server(args: argparse.Namespace) -> int:
     import importlib
 
-    from agentmem.services.sandbox.models import SandboxLimits
-    from agentmem.services.sandbox.server import serve
+    from agentmem.services.sandbox.models import SandboxLimits, ServerLimits
+    from agentmem.services.sandbox.server import Tokens, serve
 
-    if not args.token:
-        print(
-            "agentmem sandbox-server: --token (or $AGENTMEM_SANDBOX_TOKEN) is required",
-            file=sys.stderr,
-        )
+    def fail(message: str) -> int:
+        print(f"agentmem sandbox-server: {message}", file=sys.stderr)
         return 2
+
+    if args.token and args.tokens_file:
+        return fail("give either a token (single-token mode) or a tokens file (per-user mode)")
+    try:
+        if args.tokens_file:
+            tokens = Tokens.from_file(args.tokens_file)
+        elif args.token:
+            tokens = Tokens.single(args.token)
+        else:
+            return fail(
+                "--token (or $AGENTMEM_SANDBOX_TOKEN) or --tokens-file "
+                "(or $AGENTMEM_SANDBOX_TOKENS_FILE) is required"
+            )
+        limits = SandboxLimits.model_validate_json(args.limits)
+        server_limits = ServerLimits(
+            max_request_bytes=args.max_request_bytes,
+            max_sandboxes=args.max_sandboxes,
+            max_sandboxes_per_user=args.max_sandboxes_per_user,
+        )
+    except OSError as exc:
+        return fail(f"cannot read the tokens file: {exc}")
+    except ValueError as exc:
+        return fail(str(exc))
     for module in args.imports:
         importlib.import_module(module)
-    try:
-        limits = SandboxLimits.model_validate_json(args.limits)
-    except ValueError as exc:
-        print(f"agentmem sandbox-server: bad --limits: {exc}", file=sys.stderr)
-        return 2
     serve(
         host=args.host,
         port=args.port,
-        token=args.token,
+        tokens=tokens,
         isolation=args.isolation,
         limits=limits,
+        server_limits=server_limits,
         idle_timeout=args.idle_timeout or None,
     )
     return 0

@@ -81,6 +81,10 @@ class ServiceNotStartedError(AgentMemError, RuntimeError):
         )
 
 
+# The name agentmem is installed by (its import name is agentmem).
+_DISTRIBUTION = "agentmem-services"
+
+
 class MissingExtraError(AgentMemError, ImportError):
     """An optional backend's dependencies are not installed."""
 
@@ -88,8 +92,8 @@ class MissingExtraError(AgentMemError, ImportError):
         self.extra = extra
         detail = f" (module {module!r} could not be imported)" if module else ""
         super().__init__(
-            f"{feature} needs the optional dependencies of agentmem[{extra}]{detail}: "
-            f"pip install 'agentmem[{extra}]'"
+            f"{feature} needs the optional dependencies of {_DISTRIBUTION}[{extra}]{detail}: "
+            f"pip install '{_DISTRIBUTION}[{extra}]'"
         )
 
 
@@ -126,7 +130,8 @@ class SandboxUnavailableError(SandboxError):
 
 
 class SandboxAuthError(SandboxError):
-    """The sandbox server answered 401: the bearer token is missing or wrong."""
+    """The sandbox server refused the bearer token: missing or wrong (401), or not allowed
+    to act for that user (403)."""
 
 
 #: Names the agentmem error a driver's exception stands for, or None for the default.

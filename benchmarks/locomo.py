@@ -5,11 +5,16 @@ turn shares an image), one session per LoCoMo session and one user per conversat
 each question (categories 1-4, with evidence) is the query. Recall@k of a question is the
 share of its evidence turns among the top k results, averaged over questions.
 
-    python benchmarks/locomo.py ../shared/locomo/*.json
-    python benchmarks/locomo.py --method all ../shared/locomo/*.json
-    python benchmarks/locomo.py --embedder minilm ../shared/locomo/*.json
-    python benchmarks/locomo.py --latency 10000 ../shared/locomo/*.json
-    python benchmarks/locomo.py --backend redis ../shared/locomo/*.json
+The conversations evaluated are the files named on the command line; without any, the
+LoCoMo files (``*.json``) of the directory named by ``AGENTMEM_LOCOMO_DIR``, or, when it
+is not set, the evaluation conversation written for this project
+(``benchmarks/data/evaluation_conversation.json``, in LoCoMo's layout).
+
+    python benchmarks/locomo.py
+    python benchmarks/locomo.py --method all path/to/locomo/*.json
+    python benchmarks/locomo.py --embedder minilm
+    python benchmarks/locomo.py --latency 10000
+    python benchmarks/locomo.py --backend redis
 
 Methods: ``default`` (the backend's search), ``keyword`` (AgentScope Runtime 1.0: the
 last k memories containing any query word), ``bm25-plain`` (BM25 on lower-cased words,
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -35,6 +41,11 @@ from typing import Any
 
 from agentmem import InMemoryMemoryService, MemoryService, Message, TextContent
 from agentmem.search import STOP_WORDS, Embedder, RankingParameters
+
+#: The evaluation conversation written for this project (not part of LoCoMo).
+EVALUATION_CONVERSATION = Path(__file__).resolve().parent / "data" / "evaluation_conversation.json"
+#: The environment variable naming a directory of LoCoMo files to evaluate instead.
+LOCOMO_DIR_VARIABLE = "AGENTMEM_LOCOMO_DIR"
 
 KS = tuple(range(1, 11))
 METHODS = ("default", "bm25-stemmed", "bm25-plain", "keyword")
@@ -64,6 +75,20 @@ class Conversation:
     name: str
     turns: list[Turn]
     questions: list[Question]
+
+
+def evaluation_files() -> list[Path]:
+    """The LoCoMo files of ``$AGENTMEM_LOCOMO_DIR`` if it is set, else the project's
+    evaluation conversation."""
+    directory = os.environ.get(LOCOMO_DIR_VARIABLE)
+    if not directory:
+        return [EVALUATION_CONVERSATION]
+    files = sorted(Path(directory).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(
+            f"{LOCOMO_DIR_VARIABLE} is set to {directory}, which holds no LoCoMo file (*.json)"
+        )
+    return files
 
 
 def load_conversation(path: Path) -> Conversation:
@@ -233,9 +258,7 @@ async def open_service(
             from agentmem.services.memory.redis_memory_service import RedisMemoryService
             from agentmem.testing.redis_server import RedisServer
         except ImportError as exc:
-            raise SystemExit(
-                f"--backend redis needs agentmem[redis] and agentmem.testing.redis_server ({exc})"
-            ) from None
+            raise SystemExit(f"--backend redis needs agentmem-services[redis] ({exc})") from None
         with RedisServer() as server:
             service = RedisMemoryService(redis_url=server.url, embedder=embedder, ranking=ranking)
             async with service:
@@ -251,8 +274,12 @@ async def evaluate(
     backend: str = "in_memory",
     embedder: Embedder | None = None,
     top_k: int = 10,
+    ranking: RankingParameters | None = None,
 ) -> Result:
-    """Recall@1..10 and latencies of ``method`` on one conversation."""
+    """Recall@1..10 and latencies of ``method`` on one conversation.
+
+    ``ranking`` replaces the ranking constants of the ``default`` method.
+    """
     result = Result()
     if method in ("keyword", "bm25-plain"):
         baseline = (KeywordBaseline if method == "keyword" else PlainBM25Baseline)(
@@ -260,7 +287,8 @@ async def evaluate(
         )
         await _ask(baseline.search, conversation.questions, top_k, result)
         return result
-    ranking = STEMMED_BM25 if method == "bm25-stemmed" else None
+    if method == "bm25-stemmed":
+        ranking = STEMMED_BM25
     async with open_service(backend, embedder, ranking) as service:
         searcher = ServiceSearcher(service, f"locomo-{conversation.name}")
         await service.delete_memory(searcher.user_id)
@@ -313,7 +341,13 @@ def _row(label: str, result: Result) -> str:
 
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="+", type=Path, help="LoCoMo-format JSON files")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help=f"LoCoMo-format JSON files (default: ${LOCOMO_DIR_VARIABLE}/*.json, else the "
+        "project's evaluation conversation)",
+    )
     parser.add_argument("--backend", default="in_memory", choices=["in_memory", "redis"])
     parser.add_argument("--embedder", default="none", help="none, minilm or openai")
     parser.add_argument("--openai-model", default="text-embedding-3-small")
@@ -326,7 +360,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "--latency", type=int, metavar="N", help="also time searches over N memories of one user"
     )
     args = parser.parse_args(argv)
-    conversations = [load_conversation(path) for path in args.files]
+    conversations = [load_conversation(path) for path in args.files or evaluation_files()]
     embedder = make_embedder(args.embedder, args)
     methods = METHODS if args.method == "all" else (args.method,)
     print(f"{'method / file':<24} R@1   R@5   R@10    p50 ms  p95 ms")

@@ -4,11 +4,14 @@ Prints, next to each goal:
 
 - append cost per call at a history of 100 and of 4,000 messages (``add_memory`` and
   ``append_message`` of one message to one session), and their ratio;
+- the cost of idempotency: the same calls, timed in turns with services whose scripts
+  skip the message-id check that makes a re-sent or retried write store nothing new;
 - search p50 at 10,000 and 100,000 memories of one user;
 - ``list_memory`` page p50 at 10,000 memories;
 - throughput of 50 concurrent writers against a bare redis-py ``RPUSH`` loop of the
   same payload, in the same run;
-- Redis memory per stored message against the message's JSON size.
+- Redis memory per stored message against the message's JSON size, with and without
+  the message-id check (whose set of ids costs memory too).
 
 ``--quick`` uses smaller sizes (search at 10,000 and 20,000) for a fast smoke run.
 Memories are synthetic chat turns: 8 to 24 words drawn from a Zipf-distributed
@@ -23,14 +26,43 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from agentmem import Message, RedisMemoryService, RedisSessionHistoryService, Session, TextContent
+from agentmem import Message, Session, TextContent
 from agentmem.services._redis import RedisConnection
+from agentmem.services.memory.redis import RedisMemoryService
+from agentmem.services.session_history.redis_session_history_service import (
+    RedisSessionHistoryService,
+)
 from agentmem.testing.redis_server import RedisServer
+
+# The message-id check of each write script, and what stands in for it in the variants
+# without idempotency (which would store a re-sent write twice).
+_MEMORY_CHECK = ("redis.call('SADD', message_ids, session .. ':' .. message_id) == 1", "true")
+_SESSION_CHECK = ("for _, i in ipairs(claim_ids(5, n)) do", "for i = 1, n do")
+
+
+def _without_check(scripts: Mapping[str, str], name: str, check: tuple[str, str]) -> dict[str, str]:
+    source = scripts[name]
+    if source.count(check[0]) != 1:
+        raise RuntimeError(f"the {name!r} script changed: update the benchmark's check")
+    return {**scripts, name: source.replace(*check)}
+
+
+class MemoryWithoutIdempotency(RedisMemoryService):
+    """RedisMemoryService whose add script stores every message, known or not."""
+
+    scripts = _without_check(RedisMemoryService.scripts, "add", _MEMORY_CHECK)
+
+
+class SessionsWithoutIdempotency(RedisSessionHistoryService):
+    """RedisSessionHistoryService whose append script stores every message."""
+
+    scripts = _without_check(RedisSessionHistoryService.scripts, "append", _SESSION_CHECK)
+
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pa", "do", "ge", "hu", "ji"]
 
@@ -92,12 +124,18 @@ async def _append(url: str, corpus: Corpus) -> None:
     connection = RedisConnection(url=url, key_prefix="bench-append")
     memory = RedisMemoryService(connection=connection)
     sessions = RedisSessionHistoryService(connection=connection)
-    async with memory, sessions:
-        results: dict[str, list[float]] = {"add_memory": [], "append_message": []}
+    memory_without = MemoryWithoutIdempotency(connection=connection)
+    sessions_without = SessionsWithoutIdempotency(connection=connection)
+    async with memory, sessions, memory_without, sessions_without:
+        # Per call and history: the mean of each turn, with and without the id check.
+        results: dict[tuple[str, int, bool], list[float]] = {}
         # Warm up connections, loaded scripts and the stemmer's cache before measuring.
         for message in corpus.messages(100):
-            await memory.add_memory("append-warm-up", [message], "s")
-            await sessions.append_message(Session(id="s", user_id="append-warm-up"), message)
+            for service in (memory, memory_without):
+                await service.add_memory("append-warm-up", [message.model_copy()], "s")
+            for history_service in (sessions, sessions_without):
+                warm = Session(id="s", user_id="append-warm-up")
+                await history_service.append_message(warm, message.model_copy())
         for history in (100, 4000):
             user = f"append-{history}"
             session = Session(id="s", user_id=user)
@@ -105,22 +143,46 @@ async def _append(url: str, corpus: Corpus) -> None:
                 batch = corpus.messages(min(200, history - start))
                 await memory.add_memory(user, batch, "s")
                 await sessions.append_message(session.model_copy(), batch)
-            pending = iter(corpus.messages(300))
+            pending = iter(corpus.messages(1600))
+            # In turns, so a machine busy with something else slows both alike.
+            for _ in range(8):
+                for checked in (True, False):
+                    adder = memory if checked else memory_without
+                    appender = sessions if checked else sessions_without
 
-            async def add(user: str = user, pending: Iterator[Message] = pending) -> None:
-                await memory.add_memory(user, [next(pending)], "s")
+                    async def add(
+                        user: str = user,
+                        pending: Iterator[Message] = pending,
+                        adder: RedisMemoryService = adder,
+                    ) -> None:
+                        await adder.add_memory(user, [next(pending)], "s")
 
-            async def append(
-                session: Session = session, pending: Iterator[Message] = pending
-            ) -> None:
-                await sessions.append_message(session.model_copy(), next(pending))
+                    async def append(
+                        session: Session = session,
+                        pending: Iterator[Message] = pending,
+                        appender: RedisSessionHistoryService = appender,
+                    ) -> None:
+                        await appender.append_message(session.model_copy(), next(pending))
 
-            results["add_memory"].append(await _per_call_ms(add, 150))
-            results["append_message"].append(await _per_call_ms(append, 150))
-        for name, (small, large) in results.items():
+                    results.setdefault(("add_memory", history, checked), []).append(
+                        await _per_call_ms(add, 50)
+                    )
+                    results.setdefault(("append_message", history, checked), []).append(
+                        await _per_call_ms(append, 50)
+                    )
+        for name in ("add_memory", "append_message"):
+            small = statistics.median(results[(name, 100, True)])
+            large = statistics.median(results[(name, 4000, True)])
+            without = statistics.median(results[(name, 4000, False)])
             _line(f"{name} per call at history 100", f"{small:.3f} ms", "<= 0.5 ms")
             _line(f"{name} per call at history 4,000", f"{large:.3f} ms", "<= 0.5 ms")
             _line(f"{name} ratio 4,000 / 100", f"{large / small:.2f}", "<= 1.3")
+            _line(
+                "  without the message-id check, at history 4,000",
+                f"{without:.3f} ms",
+                "(cost of idempotency)",
+            )
+            _line("  cost of idempotency per call", f"{large - without:+.3f} ms", "")
         for user in ("append-warm-up", "append-100", "append-4000"):
             await memory.delete_memory(user)
             await sessions.delete_session(user, "s")
@@ -206,36 +268,43 @@ async def _memory_use(url: str, corpus: Corpus, count: int) -> None:
     messages = corpus.messages(count)
     json_bytes = sum(len(message.model_dump_json().encode()) for message in messages)
     connection = RedisConnection(url=url, key_prefix="bench-size")
-    memory = RedisMemoryService(connection=connection)
-    sessions = RedisSessionHistoryService(connection=connection)
+    print(f"  (message JSON: {json_bytes / count:.0f} bytes on average)")
 
     async def used() -> int:
-        info = await client.info("memory")
-        return int(info["used_memory"])
+        # Deleted data is freed in the background (UNLINK): wait until it is.
+        for _ in range(1000):
+            info = await client.info("memory")
+            if not int(info["lazyfree_pending_objects"]):
+                return int(info["used_memory"])
+            await asyncio.sleep(0.01)
+        raise RuntimeError("Redis did not free deleted data within 10 s")
 
-    async with memory, sessions:
-        before = await used()
-        for start in range(0, count, 200):
-            await memory.add_memory("size", messages[start : start + 200], f"s{start // 2000}")
-        after_memory = await used()
-        session = Session(id="s", user_id="size")
-        for start in range(0, count, 200):
-            await sessions.append_message(session.model_copy(), messages[start : start + 200])
-        after_sessions = await used()
-        average = json_bytes / count
-        print(f"  (message JSON: {average:.0f} bytes on average)")
-        _line(
-            "memory service: Redis bytes per message / JSON size",
-            f"{(after_memory - before) / json_bytes:.2f}x",
-            "<= 2x",
+    ratios: dict[tuple[str, bool], float] = {}
+    for checked in (True, False):
+        memory = (RedisMemoryService if checked else MemoryWithoutIdempotency)(
+            connection=connection
         )
-        _line(
-            "session history: Redis bytes per message / JSON size",
-            f"{(after_sessions - after_memory) / json_bytes:.2f}x",
-            "<= 2x",
+        sessions = (RedisSessionHistoryService if checked else SessionsWithoutIdempotency)(
+            connection=connection
         )
-        await memory.delete_memory("size")
-        await sessions.delete_session("size", "s")
+        async with memory, sessions:
+            before = await used()
+            # Batches of 20 messages, each written by one script.
+            for start in range(0, count, 20):
+                batch = messages[start : start + 20]
+                await memory.add_memory("size", batch, f"s{start // 2000}")
+            after_memory = await used()
+            session = Session(id="s", user_id="size")
+            for start in range(0, count, 200):
+                await sessions.append_message(session.model_copy(), messages[start : start + 200])
+            after_sessions = await used()
+            ratios["memory service", checked] = (after_memory - before) / json_bytes
+            ratios["session history", checked] = (after_sessions - after_memory) / json_bytes
+            await memory.delete_memory("size")
+            await sessions.delete_session("size", "s")
+    for name in ("memory service", "session history"):
+        _line(f"{name}: Redis bytes per message / JSON size", f"{ratios[name, True]:.2f}x", "<= 2x")
+        _line("  without the message-id check", f"{ratios[name, False]:.2f}x", "")
     await client.aclose()
 
 

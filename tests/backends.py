@@ -45,4 +45,4 @@ MEMORY_BACKENDS: dict[str, MemoryFactory] = {"in_memory": _in_memory_memory}
 SESSION_HISTORY_BACKENDS: dict[str, SessionHistoryFactory] = {"in_memory": _in_memory_sessions}
 STATE_BACKENDS: dict[str, StateFactory] = {"in_memory": _in_memory_state}
 # These modules add their backends to the tables above, so they are imported after them.
-from tests import hosted_backends, redis_backends  # noqa: E402, F401
+from tests import hosted_backends, redis_backends, sqlite_backends  # noqa: E402, F401

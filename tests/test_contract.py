@@ -86,7 +86,7 @@ MESSAGES_THAT_ARE_NOT_MESSAGES = [
     pytest.param([text_message("ok"), 7], id="int-in-list"),
     pytest.param([{"role": "user", "content": [{"type": "nope"}]}], id="unknown-content-type"),
     pytest.param([{"role": 5}], id="role-not-a-str"),
-    pytest.param([{"role": "user", "content": "not a list"}], id="content-not-a-list"),
+    pytest.param([{"role": "user", "content": 5}], id="content-a-number"),
 ]
 
 

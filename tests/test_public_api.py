@@ -142,8 +142,9 @@ def test_missing_extra_error_tells_what_to_install() -> None:
     error = MissingExtraError("RedisMemoryService", "redis", module="redis.asyncio")
     assert error.extra == "redis"
     assert str(error) == (
-        "RedisMemoryService needs the optional dependencies of agentmem[redis] "
-        "(module 'redis.asyncio' could not be imported): pip install 'agentmem[redis]'"
+        "RedisMemoryService needs the optional dependencies of agentmem-services[redis] "
+        "(module 'redis.asyncio' could not be imported): "
+        "pip install 'agentmem-services[redis]'"
     )
     assert "could not be imported" not in str(MissingExtraError("Mem0", "mem0"))
     with pytest.raises(ImportError):

@@ -128,24 +128,20 @@ def test_text_accessors() -> None:
     assert Message(role="user").get_text_content() is None
 
 
-def test_message_markdown_escapes_html() -> None:
-    message = Message(role="user", content=[TextContent(text="<b>bold</b>"), DataContent()])
-    markdown = message._repr_markdown_()
-    assert markdown.startswith("**user**: &lt;b&gt;bold&lt;/b&gt; *[data]*")
-    assert message.id in markdown
-    assert "*(no content)*" in Message(role="user")._repr_markdown_()
-
-
-def test_session_validates_dict_messages_and_renders_markdown() -> None:
+def test_session_validates_dict_messages() -> None:
     session = Session(
         id="s<1>",
         user_id="u",
         messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
     )
     assert isinstance(session.messages[0], Message)
-    markdown = session._repr_markdown_()
-    assert "`s&lt;1&gt;`" in markdown and "1 message(s)" in markdown
     assert Session.model_validate(session.model_dump()) == session
+
+
+def test_plain_string_content_is_one_text_part() -> None:
+    message = to_message({"role": "user", "content": "I moved to Lisbon"})
+    assert message.content == [TextContent(text="I moved to Lisbon")]
+    assert message.model_dump()["content"][0]["type"] == "text"
 
 
 def test_to_message_accepts_messages_and_dicts_only() -> None:
@@ -164,4 +160,4 @@ def test_to_messages_validates_all_or_nothing() -> None:
     with pytest.raises(TypeError):
         to_messages("not messages")
     with pytest.raises(ValidationError):
-        to_messages([{"role": "user", "content": "a plain string"}])
+        to_messages([{"role": "user", "content": 5}])

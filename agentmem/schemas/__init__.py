@@ -1,4 +1,4 @@
-"""Pydantic models shared by every service."""
+"""Pydantic models shared by every service, and the lists of them services return."""
 
 from agentmem.schemas.agent_schemas import (
     AudioContent,
@@ -7,6 +7,7 @@ from agentmem.schemas.agent_schemas import (
     FileContent,
     ImageContent,
     Message,
+    MessageList,
     MessageType,
     RefusalContent,
     Role,
@@ -22,6 +23,7 @@ __all__ = [
     "FileContent",
     "ImageContent",
     "Message",
+    "MessageList",
     "MessageType",
     "RefusalContent",
     "Role",

@@ -6,12 +6,13 @@ The JSON of these models has the same shape as AgentScope Runtime 1.0's
 
 from __future__ import annotations
 
-import html
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from agentmem.schemas.display import Column, DisplayList, Table
 
 __all__ = [
     "AgentContent",
@@ -25,6 +26,7 @@ __all__ = [
     "ImageContent",
     "Message",
     "MessageLike",
+    "MessageList",
     "MessageType",
     "RefusalContent",
     "Role",
@@ -176,7 +178,9 @@ class Message(Event):
     """One message of a conversation.
 
     ``content`` is a list of parts discriminated by their ``type``; plain dicts are
-    validated into the matching part class.
+    validated into the matching part class. A plain string, as in OpenAI's and mem0's
+    messages (``{"role": "user", "content": "I moved to Lisbon"}``), becomes one text
+    part.
     """
 
     id: str = Field(default_factory=_new_message_id)
@@ -189,6 +193,11 @@ class Message(Event):
     message: str | None = None
     usage: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_as_part(cls, value: Any) -> Any:
+        return [{"type": ContentType.TEXT, "text": value}] if isinstance(value, str) else value
 
     def get_text_content(self) -> str | None:
         """The text of the message's text parts joined by newlines, or None if it has none."""
@@ -208,16 +217,38 @@ class Message(Event):
                 pieces.append(part.filename)
         return "\n".join(pieces)
 
-    def _repr_markdown_(self) -> str:
-        role = self.role or "?"
-        parts: list[str] = []
+    def display_text(self) -> str:
+        """The message as a line of a table: its text, other parts as ``[image]``..."""
+        pieces: list[str] = []
         for part in self.content or ():
             if isinstance(part, TextContent):
-                parts.append(html.escape(part.text or ""))
+                pieces.append(part.text or "")
+            elif isinstance(part, RefusalContent):
+                pieces.append(f"[refusal] {part.refusal or ''}")
+            elif isinstance(part, FileContent) and part.filename:
+                pieces.append(f"[file {part.filename}]")
             else:
-                parts.append(f"*[{part.type}]*")
-        body = " ".join(parts) if parts else "*(no content)*"
-        return f"**{html.escape(role)}**: {body} <small>`{self.id}`</small>"
+                pieces.append(f"[{part.type}]")
+        return "\n".join(pieces)
+
+    def _repr_html_(self) -> str:
+        return MessageList([self]).table(numbered=False).html()
+
+    def _repr_markdown_(self) -> str:
+        return MessageList([self]).table(numbered=False).markdown()
+
+
+class MessageList(DisplayList[Message]):
+    """Messages returned by a service: a list, shown as a table in Jupyter."""
+
+    def table(self, *, numbered: bool = True) -> Table:
+        """Role, text and id of each message, after its position if ``numbered``."""
+        table = Table(
+            [Column("role"), Column("text"), Column("id", "code")],
+            [[message.role or "", message.display_text(), message.id] for message in self],
+            empty="No messages.",
+        )
+        return table.numbered() if numbered else table
 
 
 MessageLike: TypeAlias = Message | Mapping[str, Any]

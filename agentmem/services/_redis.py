@@ -21,6 +21,22 @@ per-node pools raise when exhausted) queueing as well.
 Expiry. Every service takes ``ttl_seconds``, default None: data never expires. When set,
 data expires ``ttl_seconds`` after its last write or read, per user for memory and per
 session for session history and state, all keys of that unit together.
+
+Retries. A command that times out may still run: Redis executes what it has received,
+even from a connection the client has given up on. So redis-py's re-sends (``retries``
+of :class:`RedisConnection`) and a caller's retry of a call that raised must be
+harmless, and they are: every write script is idempotent (the memory and session
+scripts store a message id once per session, a state save remembers its round by a
+write token), and a write that raised has been applied completely or not at all. The
+rule for callers: a write that raised may have been applied; retrying it is safe (with
+the same messages: a :class:`~agentmem.Message` has its id from creation, a dict without
+an ``"id"`` gets a new one on every call).
+
+Bounded work. Redis runs one script at a time, and every other client waits meanwhile.
+A script copies each argument and each reply into Lua (about 1 ms per MB), so bulky
+values go to Redis as plain commands inside a MULTI transaction next to a small script
+(:meth:`RedisServiceBase.transaction`), and work that grows with the data written (the
+index terms of a large memory) is done in steps of bounded size.
 """
 
 from __future__ import annotations
@@ -47,7 +63,11 @@ from agentmem.services.base import ServiceWithLifecycleManager
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import NoScriptError, ResponseError
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError, ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("The Redis backend", "redis", exc.name) from exc
 
@@ -88,6 +108,9 @@ AGENTSCOPE_PARAMETERS = (
 )
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+# Pause before the first re-send of a failed command, doubled for each further one.
+_RETRY_BACKOFF_BASE = 0.05
+_RETRY_BACKOFF_CAP = 0.5
 # Keys asked for per SCAN call, and unlinked per UNLINK, by clear_all.
 _SCAN_BATCH = 1000
 
@@ -106,6 +129,12 @@ local function call_chunked(command, key, values)
     end
   end
   return result
+end
+
+-- Frees big values in a background thread: DEL of a key holding millions of entries
+-- would keep Redis busy while it frees them.
+local function unlink_keys(keys)
+  if #keys > 0 then redis.call('UNLINK', unpack(keys)) end
 end
 
 local function expire_keys(ttl_ms)
@@ -189,6 +218,7 @@ class RedisOptions(TypedDict, total=False):
     socket_keepalive: bool
     key_prefix: str
     cluster: bool | None
+    retries: int
 
 
 # The RedisConnection field of each RedisOptions key that is named differently.
@@ -207,9 +237,18 @@ class RedisConnection:
     - ``max_connections`` (default 50): the size of a pool made from ``url``, and the
       number of commands one service sends at once; callers beyond it wait.
     - ``socket_timeout``, ``socket_connect_timeout`` (seconds, default 5),
-      ``retry_on_timeout``, ``health_check_interval`` (seconds a connection may idle
-      before it is checked on reuse, default 30; 0 or None: never) and
-      ``socket_keepalive``: as for redis-py, for clients made from ``url``.
+      ``health_check_interval`` (seconds a connection may idle before it is checked on
+      reuse, default 30; 0 or None: never) and ``socket_keepalive``: as for redis-py,
+      for clients made from ``url``.
+    - ``retries`` (default 1): how many times a client made from ``url`` sends a
+      command again after a connection error or, with ``retry_on_timeout`` (default
+      True), a timeout, pausing 0.05 s, then twice as long each time (at most 0.5 s).
+      On a single Redis, a call that gets no answer therefore raises
+      :class:`agentmem.errors.BackendError` after about ``(retries + 1) *
+      socket_timeout`` seconds. A Redis Cluster client retries timeouts whatever
+      ``retry_on_timeout`` says and looks the cluster's nodes up again between
+      attempts, which can take longer. Re-sending is safe: every write is idempotent
+      (see :mod:`agentmem.services._redis`).
     - ``key_prefix`` (default ``"agentmem"``): the namespace of every key, so several
       applications (or tests) can share one Redis; no braces.
 
@@ -227,6 +266,7 @@ class RedisConnection:
     socket_keepalive: bool = True
     cluster: bool | None = None
     key_prefix: str = DEFAULT_KEY_PREFIX
+    retries: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str):
@@ -237,6 +277,8 @@ class RedisConnection:
                 f"must be a redis.asyncio.Redis or RedisCluster, got {type(self.client).__name__}",
             )
         check_positive(self.max_connections, "max_connections", optional=False)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise InvalidArgumentError("retries", f"must be an int >= 0, got {self.retries!r}")
         prefix = self.key_prefix
         if not isinstance(prefix, str) or not prefix.strip():
             raise InvalidArgumentError("key_prefix", f"must be a non-empty string, got {prefix!r}")
@@ -262,7 +304,7 @@ class RedisConnection:
         client = "" if self.client is None else f", client={type(self.client).__name__}"
         return (
             f"RedisConnection(url={url!r}{client}, max_connections={self.max_connections}, "
-            f"key_prefix={self.key_prefix!r}, cluster={self.cluster!r})"
+            f"key_prefix={self.key_prefix!r}, cluster={self.cluster!r}, retries={self.retries})"
         )
 
     def target(self) -> tuple[str, bool]:
@@ -275,20 +317,25 @@ class RedisConnection:
     def build_client(self) -> RedisClient:
         """A new client from :attr:`url` (the caller owns and closes it)."""
         url, cluster = self.target()
+        errors: tuple[type[RedisError], ...] = (RedisConnectionError,)
+        if self.retry_on_timeout:
+            errors += (RedisTimeoutError,)
+        retry = Retry(
+            ExponentialBackoff(cap=_RETRY_BACKOFF_CAP, base=_RETRY_BACKOFF_BASE),
+            self.retries,
+            supported_errors=errors,
+        )
         options: dict[str, Any] = {
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_connect_timeout,
             "socket_keepalive": self.socket_keepalive,
             "health_check_interval": self.health_check_interval or 0,
+            "retry": retry,
         }
         if cluster:
             return RedisCluster.from_url(url, max_connections=self.max_connections, **options)
         pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=self.max_connections,
-            timeout=None,
-            retry_on_timeout=self.retry_on_timeout,
-            **options,
+            url, max_connections=self.max_connections, timeout=None, **options
         )
         return aioredis.Redis.from_pool(pool)
 
@@ -453,6 +500,29 @@ class RedisServiceBase(ServiceWithLifecycleManager):
                         for source in self.scripts.values():
                             await client.script_load(source)
                 return await client.evalsha(sha, len(keys), *keys, *args)
+
+    async def transaction(
+        self,
+        commands: Sequence[Sequence[Any]],
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+    ) -> list[Any]:
+        """Run the plain Redis ``commands``, then the script ``name``, as one MULTI
+        transaction; return the replies, the script's last.
+
+        For bulky values, which a script would copy into Lua and back: they travel in the
+        plain commands (or their replies) and the script does the rest, atomically with
+        them. The script goes by its source (EVAL): inside MULTI, a SHA that Redis does
+        not know would fail after the plain commands had run.
+        """
+        async with self.redis() as client:
+            pipe = client.pipeline(transaction=True)
+            for command in commands:
+                pipe.execute_command(*command)
+            pipe.execute_command("EVAL", self.scripts[name], len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute()
+        return replies
 
     async def unlink_matching(self, pattern: str) -> None:
         """UNLINK every key matching ``pattern`` on every master node, in batches.

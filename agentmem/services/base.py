@@ -36,6 +36,10 @@ class Capability(StrEnum):
     CREATION_TIME = "creation_time"
     #: ``clear_all_memory`` deletes every user's memories.
     CLEAR_ALL = "clear_all"
+    #: A session holds a message id at most once: adding or appending a message whose id
+    #: the session already holds stores nothing, so retrying a write that raised (and
+    #: may have been applied) is safe.
+    IDEMPOTENT_WRITES = "idempotent_writes"
 
 
 class ServiceWithLifecycleManager(ABC):

@@ -147,6 +147,7 @@ class MemoryServiceFactory(ServiceFactory[MemoryService]):
     _backends: ClassVar[dict[str, Backend]] = {
         "in_memory": "agentmem.services.memory.in_memory_memory_service:InMemoryMemoryService",
         "redis": "agentmem.services.memory.redis:RedisMemoryService",
+        "sqlite": "agentmem.services.memory.sqlite_memory_service:SQLiteMemoryService",
         "tablestore": "agentmem.services.memory.tablestore_memory_service:TablestoreMemoryService",
         "mem0": "agentmem.services.memory.mem0_memory_service:Mem0MemoryService",
         "reme_personal": "agentmem.services.memory.reme_memory_service:ReMePersonalMemoryService",
@@ -168,6 +169,10 @@ class SessionHistoryServiceFactory(ServiceFactory[SessionHistoryService]):
             "agentmem.services.session_history.redis_session_history_service"
             ":RedisSessionHistoryService"
         ),
+        "sqlite": (
+            "agentmem.services.session_history.sqlite_session_history_service"
+            ":SQLiteSessionHistoryService"
+        ),
         "tablestore": (
             "agentmem.services.session_history.tablestore_session_history_service"
             ":TablestoreSessionHistoryService"
@@ -183,4 +188,5 @@ class StateServiceFactory(ServiceFactory[StateService]):
     _backends: ClassVar[dict[str, Backend]] = {
         "in_memory": "agentmem.services.agent_state.state_service:InMemoryStateService",
         "redis": "agentmem.services.agent_state.redis_state_service:RedisStateService",
+        "sqlite": "agentmem.services.agent_state.sqlite_state_service:SQLiteStateService",
     }

@@ -24,8 +24,8 @@ suite once per entry, with the name in each test's id::
 Tests of optional operations skip when the service's ``capabilities`` lacks the
 :class:`~agentmem.services.base.Capability` they need, and the tests that check the
 refusal (:class:`~agentmem.errors.UnsupportedOperationError`) skip when it has it.
-The suite needs pytest and pytest-asyncio (``pip install 'agentmem[test]'``); it works
-with pytest-asyncio in strict or auto mode. Importing :mod:`agentmem.testing` itself
+The suite needs pytest and pytest-asyncio (``pip install 'agentmem-services[test]'``);
+it works with pytest-asyncio in strict or auto mode. Importing :mod:`agentmem.testing` itself
 imports neither: ``conformance_suite`` loads them on first use.
 
 **Throwaway Redis servers**: :mod:`agentmem.testing.redis_server`.

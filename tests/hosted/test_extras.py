@@ -91,4 +91,4 @@ def test_missing_sdk_names_the_extra(case: str) -> None:
     )
     extra, message = result.stdout.splitlines()[:2]
     assert extra == EXTRAS[blocked]
-    assert f"pip install 'agentmem[{extra}]'" in message
+    assert f"pip install 'agentmem-services[{extra}]'" in message

@@ -1,7 +1,7 @@
 """ReMe services: configuration without the SDK, and ReMe itself against local stand-ins.
 
 ReMe needs an LLM and an embedding model behind OpenAI-compatible APIs. The tests that
-run ReMe (skipped where ``agentmem[reme]`` is not installed) point it at a local HTTP
+run ReMe (skipped where ``agentmem-services[reme]`` is not installed) point it at a local HTTP
 stand-in that answers embeddings with fixed vectors and chat completions with an empty
 list, so ReMe's flows run for real but its LLM extracts nothing; memories are then put
 in ReMe's own local vector store to be listed and deleted. Only the live tests check

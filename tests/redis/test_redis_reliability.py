@@ -64,6 +64,8 @@ async def test_constructing_and_starting_do_not_connect() -> None:
         {"key_prefix": "a{b}"},
         {"redis_client": "redis://127.0.0.1:1/0"},
         {"connection": "redis://127.0.0.1:1/0"},
+        {"retries": -1},
+        {"retries": True},
     ],
 )
 def test_bad_options_are_rejected(options: dict[str, Any]) -> None:
@@ -119,6 +121,21 @@ def test_agentscope_positional_arguments() -> None:
 def test_conflicting_arguments_are_refused(args: tuple[Any, ...], options: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         RedisMemoryService(*args, **options)
+
+
+async def test_retries_and_timeouts_reach_the_client() -> None:
+    # The client re-sends a command after a connection error, and after a timeout
+    # unless retry_on_timeout is off: the scripts make that safe (test_redis_faults.py).
+    for retry_on_timeout in (True, False):
+        setting = RedisConnection(retries=3, socket_timeout=0.5, retry_on_timeout=retry_on_timeout)
+        client: Any = setting.build_client()
+        retry = client.connection_pool.make_connection().retry
+        assert retry.get_retries() == 3
+        assert (aioredis.TimeoutError in retry._supported_errors) is retry_on_timeout
+        await client.aclose()
+    cluster: Any = RedisConnection(url="redis+cluster://h:1", retries=2).build_client()
+    assert cluster.retry.get_retries() == 2
+    await cluster.aclose()
 
 
 def test_the_setting_hides_a_password() -> None:
@@ -231,10 +248,16 @@ async def test_factory_builds_from_the_environment(redis_url: str) -> None:
     assert sessions.connection == RedisConnection(cluster=True, max_connections=7)
     assert (sessions.ttl_seconds, sessions.max_messages) == (None, 3)
     states = StateServiceFactory.create(
-        "redis", environ={"STATE_REDIS_SOCKET_TIMEOUT": "1.5", "STATE_REDIS_TTL_SECONDS": "9"}
+        "redis",
+        environ={
+            "STATE_REDIS_SOCKET_TIMEOUT": "1.5",
+            "STATE_REDIS_TTL_SECONDS": "9",
+            "STATE_REDIS_RETRIES": "4",
+        },
     )
     assert isinstance(states, RedisStateService)
     assert (states.connection.socket_timeout, states.ttl_seconds) == (1.5, 9)
+    assert states.connection.retries == 4
 
 
 async def test_two_hundred_callers_queue_on_two_connections(services: Services) -> None:

@@ -2,11 +2,12 @@
 
 Limits are low and timeouts short so that hostile code stays cheap on a 2-core machine.
 Every fixture stops what it started; ``private_tmp`` checks that no sandbox
-directory or process outlives the tests.
+directory, process, mount or cgroup outlives the tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from agentmem.services.sandbox.cgroups import CgroupError, _find
 from agentmem.services.sandbox.isolation import bubblewrap_problem
 from agentmem.services.sandbox.models import SandboxLimits
 from agentmem.services.sandbox_service import SandboxService
@@ -33,6 +35,8 @@ LIMITS = SandboxLimits(
     timeout_seconds=20,
     max_output_bytes=64 * 1024,
     tmp_size_bytes=32 * 1024 * 1024,
+    disk_bytes=64 * 1024 * 1024,
+    disk_files=5000,
 )
 
 requires_bwrap = pytest.mark.skipif(
@@ -57,6 +61,21 @@ def _sandbox_processes(marker: bytes) -> list[str]:
     return found
 
 
+def _mounts_below(path: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [point for point in points if point.startswith(f"{path}/")]
+
+
+def backend_cgroups(pid: int) -> list[Path]:
+    """The cgroups that sandbox backends of process ``pid`` made and did not delete."""
+    try:
+        _version, own = _find()
+    except CgroupError:
+        return []
+    pattern = f"agentmem-{pid}-*"
+    return [group for directory in set(own.values()) for group in directory.glob(pattern)]
+
+
 @pytest.fixture(scope="package", autouse=True)
 def private_tmp() -> Iterator[Path]:
     """A temp directory of the sandbox tests, where all their sandboxes live.
@@ -76,16 +95,22 @@ def private_tmp() -> Iterator[Path]:
         while _sandbox_processes(bytes(path)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _sandbox_processes(bytes(path)), "sandbox processes outlived the tests"
+        assert not _mounts_below(path), "session mounts outlived the tests"
+        assert not backend_cgroups(os.getpid()), "sandbox cgroups outlived the tests"
         assert not list(path.iterdir()), "sandbox directories outlived the tests"
     finally:
         tempfile.tempdir = saved
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="package")
-def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
-    """A real ``agentmem sandbox-server`` on a free loopback port: (base_url, token)."""
-    token = secrets.token_urlsafe(16)
+@contextlib.contextmanager
+def running_server(
+    private_tmp: Path, arguments: list[str], environment: dict[str, str]
+) -> Iterator[str]:
+    """A real ``agentmem sandbox-server`` on a free loopback port: its base URL.
+
+    Its cgroups must be gone once it has stopped.
+    """
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             [
@@ -97,15 +122,12 @@ def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
                 "127.0.0.1",
                 "--port",
                 "0",
-                "--limits",
-                LIMITS.model_dump_json(),
+                *arguments,
             ],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
-            # From the environment, as the server's help advises: a command line is
-            # public, and a token starting with "-" would read as an option there.
-            env={**os.environ, "TMPDIR": str(private_tmp), "AGENTMEM_SANDBOX_TOKEN": token},
+            env={**os.environ, "TMPDIR": str(private_tmp), **environment},
         )
         try:
             assert proc.stdout is not None
@@ -113,7 +135,7 @@ def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
             if "listening on" not in line:
                 errors.seek(0)
                 pytest.fail(f"sandbox server did not start: {line!r} {errors.read()!r}")
-            yield line.rsplit(" ", 1)[1].strip(), token
+            yield line.rsplit(" ", 1)[1].strip()
         finally:
             proc.stdout.close()  # type: ignore[union-attr]
             proc.terminate()
@@ -126,6 +148,18 @@ def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
             errors.seek(0)
             # uvicorn shuts down gracefully, then re-raises the signal to exit with it.
             assert code in (0, -signal.SIGTERM), f"sandbox server exited {code}: {errors.read()!r}"
+            assert not backend_cgroups(proc.pid), "the server left cgroups behind"
+
+
+@pytest.fixture(scope="package")
+def sandbox_server(private_tmp: Path) -> Iterator[tuple[str, str]]:
+    """A real single-token ``agentmem sandbox-server``: (base_url, token)."""
+    token = secrets.token_urlsafe(16)
+    # The token goes through the environment, as the server's help advises: a command
+    # line is public, and a token starting with "-" would read as an option there.
+    environment = {"AGENTMEM_SANDBOX_TOKEN": token}
+    with running_server(private_tmp, ["--limits", LIMITS.model_dump_json()], environment) as url:
+        yield url, token
 
 
 @pytest.fixture(scope="module", params=["embedded", "remote"])

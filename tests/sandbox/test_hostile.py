@@ -80,9 +80,11 @@ async def test_memory_bomb_hits_the_memory_limit(sandbox: BaseSandbox) -> None:
     cell = await sandbox.arun_ipython_cell("hog = []\nwhile True: hog.append(bytearray(50 << 20))")
     assert cell.status == "error" and cell.error and cell.error.ename == "MemoryError"
     assert (await sandbox.arun_ipython_cell("del hog\n'ok'")).result == "'ok'"
-    # tail keeps the whole (newline-free) last line in memory.
+    # tail keeps the whole (newline-free) last line in memory: it fails at its own limit,
+    # or the session's cgroup, which also holds the kernel, kills it first.
     shell = await sandbox.arun_shell_command("head -c 3G /dev/zero | tail -n 1 > /dev/null")
-    assert shell.returncode != 0 and "memory exhausted" in shell.stderr
+    assert shell.returncode != 0
+    assert "memory exhausted" in shell.stderr or "Killed" in shell.stderr, shell
 
 
 async def test_huge_file_hits_the_file_size_limit(sandbox: BaseSandbox) -> None:

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from agentmem.services.sandbox import BaseSandbox, SandboxUnavailableError
 from agentmem.services.sandbox.isolation import _python_paths, bubblewrap_problem
 from agentmem.services.sandbox_service import SandboxService
-from tests.sandbox.conftest import LIMITS, _sandbox_processes, requires_bwrap
+from tests.sandbox.conftest import (
+    LIMITS,
+    _mounts_below,
+    _sandbox_processes,
+    backend_cgroups,
+    requires_bwrap,
+)
 
 
 def test_construction_needs_no_loop_and_starts_nothing() -> None:
@@ -119,3 +130,51 @@ async def test_a_stopped_service_starts_again() -> None:
         assert (await sandbox.arun_shell_command("echo up")).stdout == "up\n"
         await service.stop()
     assert await service.health()  # embedded and stopped: starts on the next use
+
+
+@pytest.fixture
+def server_to_kill(private_tmp: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """A sandbox server for a test to kill: (base_url, token, process)."""
+    token = secrets.token_urlsafe(16)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agentmem", "sandbox-server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(private_tmp), "AGENTMEM_SANDBOX_TOKEN": token},
+    )
+    assert server.stdout is not None
+    try:
+        yield server.stdout.readline().split()[-1], token, server
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+
+
+def _left_by(pid: int, private_tmp: Path) -> list[object]:
+    """The mounts, directories and cgroups of the sandbox backend of process ``pid``."""
+    prefix = f"agentmem-sbx-{pid}-"
+    mounts = [point for point in _mounts_below(private_tmp) if prefix in point]
+    directories = [path for path in private_tmp.iterdir() if path.name.startswith(prefix)]
+    return [*mounts, *directories, *backend_cgroups(pid)]
+
+
+async def test_what_a_killed_server_left_goes_when_the_next_service_starts(
+    server_to_kill: tuple[str, str, subprocess.Popen[str]], private_tmp: Path
+) -> None:
+    url, token, server = server_to_kill
+    async with SandboxService(base_url=url, bearer_token=token) as remote:
+        [sandbox] = await remote.connect("doomed")
+        assert isinstance(sandbox, BaseSandbox)
+        await sandbox.arun_shell_command("head -c 1M /dev/zero > data")
+        info = await remote.info()
+    assert info.isolation is not None
+    if info.isolation.cgroup is None or "disk_bytes" not in info.isolation.session_limits:
+        pytest.skip(f"no cgroup or mount per session here: {info.isolation.warnings}")
+    server.kill()  # no chance to stop: its session's mount and cgroup stay
+    server.wait()
+    assert _left_by(server.pid, private_tmp)
+    async with SandboxService(limits=LIMITS) as service:
+        [sandbox] = await service.connect("next")
+        assert isinstance(sandbox, BaseSandbox)
+        assert _left_by(server.pid, private_tmp) == []

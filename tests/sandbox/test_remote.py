@@ -132,5 +132,7 @@ def test_the_server_refuses_to_start_without_a_token(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("AGENTMEM_SANDBOX_TOKEN", raising=False)
+    monkeypatch.delenv("AGENTMEM_SANDBOX_TOKENS_FILE", raising=False)
     assert main(["sandbox-server", "--port", "0"]) == 2
-    assert "--token (or $AGENTMEM_SANDBOX_TOKEN) is required" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--token (or $AGENTMEM_SANDBOX_TOKEN) or --tokens-file" in error

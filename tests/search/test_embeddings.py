@@ -360,7 +360,7 @@ async def test_openai_embedder_feeds_hybrid_search(openai_stand_in: str) -> None
 
 def test_sentence_transformer_embedder_without_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(MissingExtraError, match=r"agentmem\[embeddings\]"):
+    with pytest.raises(MissingExtraError, match=r"agentmem-services\[embeddings\]"):
         SentenceTransformerEmbedder()
 
 

@@ -1,4 +1,4 @@
-"""AgentScope 1.0 adapters; need ``agentmem[agentscope]`` when used."""
+"""AgentScope 1.0 adapters; need ``agentmem-services[agentscope]`` when used."""
 
 from typing import Any
 

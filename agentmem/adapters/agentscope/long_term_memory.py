@@ -1,7 +1,7 @@
 """AgentScope 1.0 long-term memory backed by any agentmem :class:`MemoryService`.
 
-Needs ``agentmem[agentscope]`` (AgentScope 1.0.x, whose ``LongTermMemoryBase`` this
-subclasses). The module imports without AgentScope; constructing the adapter then
+Needs ``agentmem-services[agentscope]`` (AgentScope 1.0.x, whose ``LongTermMemoryBase``
+this subclasses). The module imports without AgentScope; constructing the adapter then
 raises :class:`agentmem.errors.MissingExtraError`.
 
 AgentScope messages (``Msg``) are stored as agentmem :class:`Message` objects and

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from typing_extensions import override
@@ -16,9 +16,29 @@ from typing_extensions import override
 from agentmem._validation import check_id, check_round_id, check_state, session_or_default
 from agentmem.errors import InvalidArgumentError
 from agentmem.limits import MAX_ROUND_ID
+from agentmem.schemas.display import Column, DisplayList, Table
 from agentmem.services.base import Capability, InProcessLifecycle, ServiceWithLifecycleManager
 
-__all__ = ["InMemoryStateService", "StateService", "check_round_id", "next_round"]
+__all__ = ["InMemoryStateService", "StateRounds", "StateService", "check_round_id", "next_round"]
+
+
+class StateRounds(DisplayList[int]):
+    """The round ids of one session returned by :meth:`StateService.list_states`,
+    ascending: a list of ints, shown as a table in Jupyter under the session's name."""
+
+    def __init__(self, rounds: Iterable[int] = (), *, user_id: str, session_id: str) -> None:
+        super().__init__(rounds)
+        self.user_id = user_id
+        self.session_id = session_id
+
+    def table(self) -> Table:
+        """The round ids, under a line naming the user and session."""
+        return Table(
+            [Column("round", "number")],
+            [[str(round_id)] for round_id in self],
+            empty="No rounds.",
+            caption=f"State rounds of session {self.session_id} of user {self.user_id}",
+        )
 
 
 def next_round(latest: int | None) -> int:
@@ -77,12 +97,13 @@ class StateService(ServiceWithLifecycleManager):
         with self._mapped("read state"):
             return await self._load_state(user_id, session, wanted)
 
-    async def list_states(self, user_id: str, session_id: str | None = None) -> list[int]:
+    async def list_states(self, user_id: str, session_id: str | None = None) -> StateRounds:
         """The round ids stored for the session, ascending."""
         check_id(user_id, "user_id")
         session = session_or_default(session_id)
         with self._mapped("list states"):
-            return await self._list_rounds(user_id, session)
+            rounds = await self._list_rounds(user_id, session)
+        return StateRounds(rounds, user_id=user_id, session_id=session)
 
     async def list_session_ids(self, user_id: str) -> list[str]:
         """The ids of the user's sessions that hold at least one round, sorted."""

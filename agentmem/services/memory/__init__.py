@@ -19,11 +19,13 @@ __all__ = [
     "ReMePersonalMemoryService",
     "ReMeTaskMemoryService",
     "RedisMemoryService",
+    "SQLiteMemoryService",
     "TablestoreMemoryService",
 ]
 
 _LAZY = {
     "RedisMemoryService": "agentmem.services.memory.redis_memory_service",
+    "SQLiteMemoryService": "agentmem.services.memory.sqlite_memory_service",
     "TablestoreMemoryService": "agentmem.services.memory.tablestore_memory_service",
     "Mem0MemoryService": "agentmem.services.memory.mem0_memory_service",
     "ReMePersonalMemoryService": "agentmem.services.memory.reme_memory_service",

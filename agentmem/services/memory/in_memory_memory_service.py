@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,7 @@ from typing_extensions import override
 
 from agentmem._validation import ListFilters
 from agentmem.schemas.agent_schemas import Message
-from agentmem.search.analysis import index_words, term_counts
+from agentmem.search.analysis import new_index_words, term_counts
 from agentmem.search.embeddings import (
     Embedder,
     StoredVectors,
@@ -30,7 +30,7 @@ from agentmem.search.ranking import (
     hybrid_search,
     lexical_search,
 )
-from agentmem.services.base import InProcessLifecycle
+from agentmem.services.base import Capability, InProcessLifecycle
 from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ class _UserIndex:
 
     records: dict[int, _Record] = field(default_factory=dict)
     sessions: dict[str, list[int]] = field(default_factory=dict)
+    # The message ids each session holds: a message is stored once per session.
+    message_ids: dict[str, set[str]] = field(default_factory=dict)
     inverted: dict[str, dict[int, int]] = field(default_factory=dict)
     total_length: int = 0
     next_id: int = 1
@@ -92,6 +94,7 @@ class _UserIndex:
         terms = term_counts(message.searchable_text())
         length = sum(terms.values())
         session = self.sessions.setdefault(session_id, [])
+        self.message_ids.setdefault(session_id, set()).add(message.id)
         info = DocInfo(
             doc_id, length, session_id, created_at, message.metadata, position=len(session)
         )
@@ -114,6 +117,7 @@ class _UserIndex:
     def remove_session(self, session_id: str) -> None:
         self.vector_cache = None
         self.term_vector_cache = None
+        self.message_ids.pop(session_id, None)
         for doc_id in self.sessions.pop(session_id, ()):
             record = self.records.pop(doc_id)
             self.total_length -= record.info.length
@@ -163,6 +167,17 @@ class _UserIndex:
         return self.term_vector_cache
 
 
+def new_messages(messages: list[Message], held: Collection[str]) -> list[Message]:
+    """``messages`` without those whose id is in ``held`` or repeats an earlier one."""
+    seen = set(held)
+    fresh = []
+    for message in messages:
+        if message.id not in seen:
+            seen.add(message.id)
+            fresh.append(message)
+    return fresh
+
+
 class InMemoryMemoryService(InProcessLifecycle, MemoryService):
     """Memories in a dict per user; for development, tests and single processes.
 
@@ -176,6 +191,8 @@ class InMemoryMemoryService(InProcessLifecycle, MemoryService):
     in meaning that share no term with the query. ``ranking`` overrides
     the ranking constants (for experiments; the defaults are the documented ranking).
     """
+
+    capabilities = MemoryService.capabilities | {Capability.IDEMPOTENT_WRITES}
 
     def __init__(
         self,
@@ -191,17 +208,17 @@ class InMemoryMemoryService(InProcessLifecycle, MemoryService):
     async def _add_memories(
         self, user_id: str, session_id: str, messages: list[Message], created_at: float
     ) -> None:
+        stored = self._users.get(user_id)
+        messages = new_messages(messages, stored.message_ids.get(session_id, ()) if stored else ())
+        if not messages:
+            return
         vectors: list[npt.NDArray[np.float32] | None] = [None] * len(messages)
         term_vectors: dict[str, npt.NDArray[np.float32]] = {}
         if self._embedder is not None:
             # Embedded before anything is stored, so a failing embedder stores nothing.
             texts = [message.searchable_text() for message in messages]
             held = self._users[user_id].vocabulary if user_id in self._users else {}
-            new_terms: dict[str, str] = {}
-            for text in texts:
-                for term, word in index_words(text).items():
-                    if term not in held:
-                        new_terms.setdefault(term, word)
+            new_terms = new_index_words(texts, held)
             vectors, term_vectors = await embed_memories(self._embedder, texts, new_terms)
         index = self._users.setdefault(user_id, _UserIndex())
         for message, vector in zip(messages, vectors, strict=True):

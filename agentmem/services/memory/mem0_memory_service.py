@@ -100,7 +100,7 @@ def _decode(item: Mapping[str, Any]) -> _Memory:
 
 
 class Mem0MemoryService(MemoryService):
-    """Memories in mem0; needs ``agentmem[mem0]`` (``mem0ai`` 0.1.117 to 1.x).
+    """Memories in mem0; needs ``agentmem-services[mem0]`` (``mem0ai`` 0.1.117 to 1.x).
 
     Two engines:
 

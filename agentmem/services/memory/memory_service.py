@@ -8,14 +8,14 @@ which are all a backend implements.
 
 from __future__ import annotations
 
-import html
+import dataclasses
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from agentmem._validation import (
     ListFilters,
@@ -28,18 +28,35 @@ from agentmem._validation import (
     session_or_default,
 )
 from agentmem.errors import InvalidArgumentError
-from agentmem.schemas.agent_schemas import Message, MessageType, TextContent, to_messages
-from agentmem.search.ranking import SearchFilters
+from agentmem.schemas.agent_schemas import (
+    Message,
+    MessageList,
+    MessageType,
+    TextContent,
+    to_messages,
+)
+from agentmem.schemas.display import Column, DisplayList, Table, format_time
+from agentmem.search.ranking import ExplainedScore, ScoreExplanation, SearchFilters
 from agentmem.services.base import Capability, ServiceWithLifecycleManager
 
-__all__ = ["MemoryHit", "MemoryRecord", "MemoryService", "query_text"]
+__all__ = [
+    "MemoryHit",
+    "MemoryHitList",
+    "MemoryRecord",
+    "MemoryRecordList",
+    "MemoryService",
+    "query_text",
+]
 
 MessagesArg = Sequence[Message | Mapping[str, Any]] | Message | Mapping[str, Any]
 QueryArg = MessagesArg | str | None
 
 
 class MemoryRecord(BaseModel):
-    """One stored memory: the message, its session and when it was stored."""
+    """One stored memory: the message, its session and when it was stored.
+
+    In Jupyter it shows as a one-row table.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -47,17 +64,83 @@ class MemoryRecord(BaseModel):
     session_id: str
     created_at: datetime
 
-
-class MemoryHit(MemoryRecord):
-    """One search result: a stored memory and its relevance."""
-
-    score: float
+    def _repr_html_(self) -> str:
+        return MemoryRecordList([self]).table(numbered=False).html()
 
     def _repr_markdown_(self) -> str:
-        return (
-            f"`{self.score:.3f}` · session `{html.escape(self.session_id)}` · "
-            f"{self.message._repr_markdown_()}"
+        return MemoryRecordList([self]).table(numbered=False).markdown()
+
+
+class MemoryHit(MemoryRecord):
+    """One search result: a stored memory and its relevance.
+
+    ``explanation`` breaks ``score`` into its parts when the search was asked to
+    explain (``search_memory_hits(..., explain=True)``), else it is None. A backend
+    that ranks with :mod:`agentmem.search.ranking` passes the ranking's score, an
+    :class:`~agentmem.search.ranking.ExplainedScore`, as ``score``, and the hit takes
+    the explanation from it.
+    """
+
+    score: float
+    explanation: ScoreExplanation | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explanation_of_score(cls, data: Any) -> Any:
+        if (
+            isinstance(data, Mapping)
+            and isinstance(data.get("score"), ExplainedScore)
+            and data.get("explanation") is None
+        ):
+            return {**data, "explanation": data["score"].explanation}
+        return data
+
+    def _repr_html_(self) -> str:
+        return MemoryHitList([self]).table(ranked=False).html()
+
+    def _repr_markdown_(self) -> str:
+        return MemoryHitList([self]).table(ranked=False).markdown()
+
+
+def _record_cells(record: MemoryRecord) -> list[str]:
+    return [record.session_id, format_time(record.created_at), record.message.display_text()]
+
+
+class MemoryRecordList(DisplayList[MemoryRecord]):
+    """Memories returned by :meth:`MemoryService.list_memory_records`: a list, shown as
+    a table in Jupyter."""
+
+    def table(self, *, numbered: bool = True) -> Table:
+        """Session, creation time and text of each memory, after its position if
+        ``numbered``."""
+        table = Table(
+            [Column("session", "code"), Column("time (UTC)"), Column("text")],
+            [_record_cells(record) for record in self],
+            empty="No memories.",
         )
+        return table.numbered() if numbered else table
+
+
+class MemoryHitList(DisplayList[MemoryHit]):
+    """Hits returned by :meth:`MemoryService.search_memory_hits`, best first: a list,
+    shown as a table in Jupyter (with a column of score parts when explained)."""
+
+    def table(self, *, ranked: bool = True) -> Table:
+        """Score, session, creation time and text of each hit, after its rank if
+        ``ranked``, and the parts of its score when the search explained them."""
+        columns = [
+            Column("score", "number"),
+            Column("session", "code"),
+            Column("time (UTC)"),
+            Column("text"),
+        ]
+        rows = [[f"{hit.score:.3f}", *_record_cells(hit)] for hit in self]
+        if any(hit.explanation is not None for hit in self):
+            columns.append(Column("score parts"))
+            for row, hit in zip(rows, self, strict=True):
+                row.append(hit.explanation.summary() if hit.explanation else "")
+        table = Table(columns, rows, empty="No hits.")
+        return table.numbered("rank") if ranked else table
 
 
 def query_text(messages: object) -> str:
@@ -113,6 +196,10 @@ class MemoryService(ServiceWithLifecycleManager):
     ) -> None:
         """Store messages for a user, in order, all or none.
 
+        With :attr:`Capability.IDEMPOTENT_WRITES`, a message whose id the session already
+        holds (or that repeats an id of the same call) is not stored again, so a call
+        that raised may be retried with the same messages.
+
         ``created_at`` (a datetime, naive meaning UTC, or Unix seconds; default now) is
         the creation time of all of them, for imports that keep the original times;
         backends without :attr:`Capability.CREATION_TIME` refuse it.
@@ -135,7 +222,9 @@ class MemoryService(ServiceWithLifecycleManager):
         user_id: str,
         messages: QueryArg,
         filters: Mapping[str, Any] | None = None,
-    ) -> list[MemoryHit]:
+        *,
+        explain: bool = False,
+    ) -> MemoryHitList:
         """Memories relevant to the text of the last message, best first, with scores.
 
         ``filters``: ``top_k`` (default 100), ``session_id``, ``start_time``/``end_time``
@@ -144,27 +233,37 @@ class MemoryService(ServiceWithLifecycleManager):
         is returned only if it shares a term with the query; a backend given an
         embedder also returns memories close in meaning. Equal scores put the newer
         memory first.
+
+        ``explain=True`` gives each hit an ``explanation``: its score broken into what
+        each query term brought from the memory's text and from its context, the part
+        of meaning and the expansion terms (see :mod:`agentmem.search.ranking`); only
+        backends with :attr:`Capability.RANKED_SEARCH` can.
         """
         check_id(user_id, "user_id")
         parsed_filters = parse_search_filters(filters)
+        if not isinstance(explain, bool):
+            raise InvalidArgumentError("explain", f"must be a bool, got {type(explain).__name__}")
+        if explain:
+            self._require(Capability.RANKED_SEARCH, "explain a ranking")
+            parsed_filters = dataclasses.replace(parsed_filters, explain=True)
         query = query_text(messages)
         if not query:
-            return []
+            return MemoryHitList()
         with self._mapped("search memories"):
-            return await self._search_memories(user_id, query, parsed_filters)
+            return MemoryHitList(await self._search_memories(user_id, query, parsed_filters))
 
     async def search_memory(
         self,
         user_id: str,
         messages: QueryArg,
         filters: Mapping[str, Any] | None = None,
-    ) -> list[Message]:
+    ) -> MessageList:
         """The messages of :meth:`search_memory_hits`, best first."""
-        return [hit.message for hit in await self.search_memory_hits(user_id, messages, filters)]
+        return _messages(await self.search_memory_hits(user_id, messages, filters))
 
     async def list_memory_records(
         self, user_id: str, filters: Mapping[str, Any] | None = None
-    ) -> list[MemoryRecord]:
+    ) -> MemoryRecordList:
         """One page of a user's memories with their sessions and times, oldest first.
 
         ``filters`` as for :meth:`list_memory`.
@@ -174,17 +273,17 @@ class MemoryService(ServiceWithLifecycleManager):
         if page.session_id is not None:
             self._require(Capability.LIST_BY_SESSION, "list one session's memories")
         with self._mapped("list memories"):
-            return await self._list_memories(user_id, page)
+            return MemoryRecordList(await self._list_memories(user_id, page))
 
     async def list_memory(
         self, user_id: str, filters: Mapping[str, Any] | None = None
-    ) -> list[Message]:
+    ) -> MessageList:
         """One page of a user's memories, oldest first.
 
         ``filters``: ``page_num`` (from 1, default 1), ``page_size`` (default 10, at most
         :data:`~agentmem.limits.MAX_PAGE_SIZE`) and ``session_id``.
         """
-        return [record.message for record in await self.list_memory_records(user_id, filters)]
+        return _messages(await self.list_memory_records(user_id, filters))
 
     async def list_session_ids(self, user_id: str) -> list[str]:
         """The ids of the sessions the user has memories in, in the order first used."""
@@ -266,6 +365,10 @@ class MemoryService(ServiceWithLifecycleManager):
     async def _clear_all(self) -> None:
         """Delete every user's memories (backends with CLEAR_ALL)."""
         raise NotImplementedError
+
+
+def _messages(records: Iterable[MemoryRecord]) -> MessageList:
+    return MessageList(record.message for record in records)
 
 
 def __getattr__(name: str) -> Any:

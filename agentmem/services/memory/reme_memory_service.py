@@ -211,8 +211,8 @@ class _ReMeMemoryService(MemoryService):
 class ReMePersonalMemoryService(_ReMeMemoryService):
     """Personal memories (preferences, facts about the user) distilled by ReMe.
 
-    Needs ``agentmem[reme]`` and an LLM and an embedding model behind OpenAI-compatible
-    APIs: ``llm_api_key``/``llm_api_base`` and ``embedding_api_key``/
+    Needs ``agentmem-services[reme]`` and an LLM and an embedding model behind
+    OpenAI-compatible APIs: ``llm_api_key``/``llm_api_base`` and ``embedding_api_key``/
     ``embedding_api_base``, or the ``FLOW_LLM_API_KEY``, ``FLOW_LLM_BASE_URL``,
     ``FLOW_EMBEDDING_API_KEY`` and ``FLOW_EMBEDDING_BASE_URL`` variables. ``config``
     strings are ReMe settings (``"llm.default.model_name=qwen-plus"``);

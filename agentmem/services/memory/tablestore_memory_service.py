@@ -92,7 +92,9 @@ def _hits(document_hits: Sequence[Any] | None, accepted: HitFilter) -> list[Memo
 
 
 class TablestoreMemoryService(MemoryService):
-    """Memories in a Tablestore table with a search index; needs ``agentmem[tablestore]``.
+    """Memories in a Tablestore table with a search index.
+
+    Needs ``agentmem-services[tablestore]``.
 
     Give either ``tablestore_client`` (an ``AsyncOTSClient``, borrowed: the service
     never closes it) or ``end_point``, ``instance_name``, ``access_key_id`` and
@@ -123,8 +125,8 @@ class TablestoreMemoryService(MemoryService):
     keyword arguments (a subclass, or an in-memory stand-in for tests).
 
     ``search_strategy=SearchStrategy.VECTOR`` needs an ``embedder`` (an
-    :class:`agentmem.search.Embedder`) and numpy (``agentmem[vectors]``); texts are
-    embedded only in that mode. ``vector_dimension`` (default: ``embedder.dimension``,
+    :class:`agentmem.search.Embedder`) and numpy (``agentmem-services[vectors]``); texts
+    are embedded only in that mode. ``vector_dimension`` (default: ``embedder.dimension``,
     else 1024) sizes the index's vector field when the index is created.
 
     Cost per call, in Tablestore requests: ``add_memory`` one write per message;

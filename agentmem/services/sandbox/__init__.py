@@ -3,9 +3,11 @@
 Modules: :mod:`.service` (the service), :mod:`.handles` (what callers hold),
 :mod:`.engines` (sandbox types) and :mod:`.context` (what an engine gets),
 :mod:`.calls` (operations called by name: each tool and server operation is defined once),
-:mod:`.isolation` (bubblewrap, rlimits, uids), :mod:`.kernel` (IPython), :mod:`.shell`,
-:mod:`.fs`, :mod:`.backend` with :mod:`.local` and :mod:`.remote`, :mod:`.server`
-(``agentmem sandbox-server``) and :mod:`.models`. The errors live in :mod:`agentmem.errors`.
+:mod:`.isolation` (bubblewrap, rlimits, uids), :mod:`.cgroups` and :mod:`.storage` (what
+bounds a session's processes and files together), :mod:`.processes`, :mod:`.kernel`
+(IPython), :mod:`.shell`, :mod:`.fs`, :mod:`.backend` with :mod:`.local` and
+:mod:`.remote`, :mod:`.server` (``agentmem sandbox-server``) and :mod:`.models`. The errors
+live in :mod:`agentmem.errors`.
 """
 
 from agentmem.errors import (

@@ -5,8 +5,9 @@ marked with :func:`tool`) and the operations of a sandbox backend that the sandb
 serves (the marked methods of :class:`~agentmem.services.sandbox.backend.SandboxBackend`).
 The method is the definition: its signature is the contract of the call.
 
-Where a call arrives (an engine, or the server), :func:`call_by_name` validates the JSON
-arguments against that signature, runs the method and returns the result as JSON. On the
+Where a call arrives, :func:`validate_call` checks the JSON arguments against that
+signature (the server then authorizes the call); for a tool, :func:`call_by_name` also
+runs the method and returns the result as JSON. On the
 caller's side (the handles, the remote backend), :func:`proxies` and :func:`async_proxy`
 turn the same method into typed methods that send the call by name and validate the
 answer against its return type. Errors that keep their type across the server are encoded
@@ -15,12 +16,11 @@ by :func:`error_to_json` and raised again by :func:`error_from_json`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
@@ -31,12 +31,14 @@ from agentmem.errors import (
     BackendError,
     InvalidArgumentError,
     NotFoundError,
+    SandboxAuthError,
     SandboxError,
     SandboxPathError,
     SandboxUnavailableError,
 )
 
 __all__ = [
+    "INTERNAL_ERROR",
     "AsyncCaller",
     "AsyncProxy",
     "Caller",
@@ -52,6 +54,7 @@ __all__ = [
     "to_json",
     "tool",
     "tool_names",
+    "validate_call",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,18 +67,21 @@ _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 _ARGUMENT: TypeAdapter[Any] = TypeAdapter(Any, config=ConfigDict(ser_json_inf_nan="constants"))
 _VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 # Errors that cross the sandbox server as themselves, by name, with their HTTP status;
-# any other error is an internal one (500).
+# any other error is an internal one (500), whose text stays in the server's log.
 _WIRE_ERRORS: dict[str, tuple[type[Exception], int]] = {
     cls.__name__: (cls, status)
     for cls, status in (
         (SandboxPathError, 403),
+        (SandboxAuthError, 403),
         (SandboxUnavailableError, 503),
         (SandboxError, 400),
         (NotFoundError, 404),
         (InvalidArgumentError, 422),
-        (ValueError, 422),
-        (TypeError, 422),
     )
+}
+INTERNAL_ERROR = {
+    "type": "InternalError",
+    "message": "the sandbox server failed; its log has the details",
 }
 
 
@@ -190,24 +196,41 @@ def contract(func: Callable[..., Any]) -> Contract:
     )
 
 
-async def call_by_name(
-    definition: type, target: object, name: str, arguments: dict[str, Any], *, owner: str
-) -> Any:
-    """Run the marked method ``name`` of ``target`` with JSON ``arguments``; return JSON.
+def validate_call(
+    definition: type, name: str, arguments: dict[str, Any], *, owner: str
+) -> dict[str, Any]:
+    """The keyword arguments of a call of the marked method ``name`` of ``definition``,
+    validated from JSON ``arguments`` against its signature.
 
-    ``definition`` is the class whose method defines the operation (its arguments are
-    validated against that method's signature); only its :func:`tool_names` can be
-    called. ``owner`` names the callee in the error for any other name.
+    Only the :func:`tool_names` of ``definition`` can be called: ``owner`` names the callee
+    in the :class:`SandboxError` for any other name.
     """
     names = tool_names(definition)
     if name not in names:
         raise SandboxError(f"{owner} has no tool {name!r}; its tools are {', '.join(names)}")
-    kwargs = contract(getattr(definition, name)).validate(arguments)
+    return contract(getattr(definition, name)).validate(arguments)
+
+
+async def call_by_name(
+    definition: type,
+    target: object,
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    owner: str,
+    run_blocking: Callable[[Callable[[], Any]], Awaitable[Any]],
+) -> Any:
+    """Run the marked method ``name`` of ``target`` with JSON ``arguments``; return JSON.
+
+    ``definition`` is the class whose method defines the operation (see
+    :func:`validate_call`). A sync method runs through ``run_blocking`` (in a thread).
+    """
+    kwargs = validate_call(definition, name, arguments, owner=owner)
     method = getattr(target, name)
     if inspect.iscoroutinefunction(method):
         result = await method(**kwargs)
     else:
-        result = await asyncio.to_thread(method, **kwargs)
+        result = await run_blocking(functools.partial(method, **kwargs))
     return to_json(result)
 
 
@@ -307,8 +330,8 @@ def async_proxy(
 
 def error_to_json(exc: Exception) -> tuple[int, dict[str, str]]:
     """The HTTP status and the ``{"type", "message"}`` (plus ``field`` and ``rule`` of an
-    invalid argument) the server answers for ``exc``; 500 and ``InternalError`` for an
-    error that does not cross as itself."""
+    invalid argument) the server answers for ``exc``; 500 and :data:`INTERNAL_ERROR`, which
+    tells nothing of ``exc``, for an error that does not cross as itself."""
     for cls in type(exc).__mro__:
         kind, status = _WIRE_ERRORS.get(cls.__name__, (None, 500))
         if kind is cls:
@@ -316,7 +339,7 @@ def error_to_json(exc: Exception) -> tuple[int, dict[str, str]]:
             if isinstance(exc, InvalidArgumentError):
                 payload |= {"field": exc.field, "rule": exc.rule}
             return status, payload
-    return 500, {"type": "InternalError", "message": str(exc)}
+    return 500, dict(INTERNAL_ERROR)
 
 
 def error_from_json(payload: dict[str, Any]) -> Exception:

@@ -9,7 +9,10 @@ travel as JSON-compatible data.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
 
 from agentmem.errors import SandboxError
 from agentmem.services.sandbox.calls import call_by_name, tool, tool_names
@@ -19,7 +22,11 @@ from agentmem.services.sandbox.kernel import SandboxKernel
 from agentmem.services.sandbox.models import CellResult, ShellResult
 from agentmem.services.sandbox.shell import shell_path
 
-__all__ = ["BaseSandboxEngine", "FilesystemSandboxEngine", "SandboxEngine"]
+__all__ = ["BaseSandboxEngine", "FilesystemSandboxEngine", "SandboxEngine", "Timeout"]
+
+#: The wall-clock limit a caller may ask for one call: positive seconds, or None for the
+#: service's ``limits.timeout_seconds``, which it never exceeds.
+Timeout = Annotated[float, Field(gt=0, allow_inf_nan=False)] | None
 
 
 class SandboxEngine:
@@ -27,8 +34,12 @@ class SandboxEngine:
 
     Tools may be sync or async; they take JSON-compatible arguments by keyword, validated
     against their annotations, and return JSON-compatible values or pydantic models.
-    Blocking sync tools run in a worker thread. Override :meth:`close` to release what the
-    engine started.
+    Sync tools run in the service's tool threads, a few at a time per session, and are
+    given up after ``limits.timeout_seconds`` (:meth:`SandboxContext.run_blocking`). Errors
+    the caller should read are agentmem's own (:class:`SandboxError`,
+    :class:`InvalidArgumentError`...): the sandbox server answers any other exception as an
+    internal error without its text. Override :meth:`close` to release what the engine
+    started.
     """
 
     sandbox_type: ClassVar[str] = ""
@@ -46,7 +57,14 @@ class SandboxEngine:
         if self.closed:
             raise SandboxError(f"sandbox {self.context.sandbox_id} was released")
         owner = f"sandbox type {self.context.sandbox_type!r}"
-        return await call_by_name(type(self), self, name, arguments, owner=owner)
+        what = f"{name} in sandbox {self.context.sandbox_id}"
+
+        async def run_blocking(func: Callable[[], Any]) -> Any:
+            return await self.context.run_blocking(func, what)
+
+        return await call_by_name(
+            type(self), self, name, arguments, owner=owner, run_blocking=run_blocking
+        )
 
     async def close(self) -> None:
         """Release what the engine started (processes); the directories go with the session.
@@ -73,20 +91,20 @@ class BaseSandboxEngine(SandboxEngine):
     # ``timeout`` is part of the tool API (a limit reported in the result, not raised), so
     # ASYNC109's advice to use asyncio.timeout() does not apply here and below.
     @tool
-    async def run_ipython_cell(self, code: str, timeout: float | None = None) -> CellResult:  # noqa: ASYNC109
+    async def run_ipython_cell(self, code: str, timeout: Timeout = None) -> CellResult:  # noqa: ASYNC109
         """Run ``code`` in the sandbox's IPython kernel (variables survive between cells).
 
-        ``timeout`` overrides the service's ``limits.timeout_seconds`` for this cell.
+        ``timeout`` (seconds) may shorten the service's ``limits.timeout_seconds`` for this
+        cell, never lengthen it.
         """
-        return await self._get_kernel().execute(
-            code, timeout or self.context.limits.timeout_seconds
-        )
+        return await self._get_kernel().execute(code, self.context.seconds(timeout))
 
     @tool
-    async def run_shell_command(self, command: str, timeout: float | None = None) -> ShellResult:  # noqa: ASYNC109
+    async def run_shell_command(self, command: str, timeout: Timeout = None) -> ShellResult:  # noqa: ASYNC109
         """Run ``command`` with bash (sh if absent) in the sandbox's directory.
 
-        ``timeout`` overrides the service's ``limits.timeout_seconds`` for this command.
+        ``timeout`` (seconds) may shorten the service's ``limits.timeout_seconds`` for this
+        command, never lengthen it.
         """
         return await self.context.run([shell_path(), "-c", command], timeout)
 

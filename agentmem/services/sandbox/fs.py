@@ -4,6 +4,11 @@ Every path is resolved component by component with ``openat(..., O_NOFOLLOW)`` f
 file descriptor of the sandbox directory, so a symlink (anywhere in the path, pointing
 anywhere) is refused, and sandboxed code swapping a directory for a symlink between a
 check and a use cannot redirect an operation outside the sandbox.
+
+The tools act on regular files and directories only. A named pipe, a socket or a device
+node that sandboxed code made is refused with :class:`SandboxPathError` before it is
+opened, and every open is non-blocking and checked again on the open descriptor, so no
+file swapped in meanwhile can make a tool wait for a writer that never comes.
 """
 
 from __future__ import annotations
@@ -31,11 +36,27 @@ from agentmem.services.sandbox.models import (
 
 __all__ = ["ConfinedFilesystem"]
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+# Added to every open of a file: never follow a symlink, never wait (on a FIFO), never make
+# a terminal the service's.
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 # Bounds on how much a tree listing or a search returns.
 _MAX_ENTRIES = 10_000
 
 EntryType = Literal["file", "directory", "symlink", "other"]
+
+
+def _special(mode: int) -> str | None:
+    """What a file that is neither a regular file, a directory nor a symlink is."""
+    for test, name in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return None
 
 
 def _kind(mode: int) -> EntryType:
@@ -106,7 +127,40 @@ class ConfinedFilesystem:
             raise SandboxError(f"{path!r} is a directory") from None
         if exc.errno == errno.EEXIST:
             raise SandboxError(f"{path!r} already exists") from None
-        raise SandboxError(f"{path!r}: {exc.strerror}") from exc
+        if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EACCES):
+            # A FIFO without a reader, a socket, or a device on the nodev session mount.
+            self._refuse_special(dir_fd, name, path)
+        raise SandboxError(f"{path!r}: {exc.strerror}") from None
+
+    def _refuse_special(self, dir_fd: int, name: str, path: str) -> None:
+        """Raise :class:`SandboxPathError` if ``name`` is a FIFO, a socket or a device."""
+        try:
+            what = _special(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            return  # missing, or not reachable: the operation itself will say so
+        if what is not None:
+            raise SandboxPathError(
+                f"{path!r} is {what}; the filesystem sandbox acts on regular files and "
+                "directories only"
+            )
+
+    def _open_file(self, dir_fd: int, name: str, path: str, flags: int) -> int:
+        """A descriptor of the regular file ``name`` (created if ``flags`` say so)."""
+        self._refuse_special(dir_fd, name, path)
+        try:
+            fd = os.open(name, flags | _FILE_FLAGS, 0o644, dir_fd=dir_fd)
+        except OSError as exc:
+            self._explain(exc, dir_fd, name, path)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise SandboxError(f"{path!r} is a directory")
+            raise SandboxPathError(
+                f"{path!r} is {_special(mode)}; the filesystem sandbox acts on regular files "
+                "and directories only"
+            )
+        return fd
 
     @contextlib.contextmanager
     def _dir(self, parts: list[str], path: str) -> Iterator[int]:
@@ -143,14 +197,9 @@ class ConfinedFilesystem:
     def read_file(self, path: str) -> str:
         """The text of a file (UTF-8; undecodable bytes become U+FFFD)."""
         with self._parent(path) as (dir_fd, name):
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except OSError as exc:
-                self._explain(exc, dir_fd, name, path)
+            fd = self._open_file(dir_fd, name, path, os.O_RDONLY)
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise SandboxError(f"{path!r} is not a regular file")
             if info.st_size > self._max_read:
                 raise SandboxError(
                     f"{path!r} has {info.st_size} bytes, more than the {self._max_read} a read "
@@ -285,13 +334,15 @@ class ConfinedFilesystem:
                 "(file_size_bytes)"
             )
         with self._parent(path) as (dir_fd, name):
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            # Truncated only once known to be a regular file.
+            fd = self._open_file(dir_fd, name, path, os.O_WRONLY | os.O_CREAT)
             try:
-                fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.truncate(0)
+                    handle.write(data)
             except OSError as exc:
-                self._explain(exc, dir_fd, name, path)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                # ENOSPC: the session's disk space (disk_bytes, disk_files) is used up.
+                raise SandboxError(f"cannot write {path!r}: {exc.strerror}") from None
             self._chown(name, dir_fd)
 
     @tool
@@ -336,6 +387,8 @@ class ConfinedFilesystem:
                     self._chown(name, fd)
                 except FileExistsError:
                     pass
+                except OSError as exc:
+                    self._explain(exc, fd, name, path)
                 next_fd = self._open_step(fd, name, path)
                 os.close(fd)
                 fd = next_fd
@@ -349,6 +402,7 @@ class ConfinedFilesystem:
             self._parent(source) as (src_fd, src_name),
             self._parent(destination) as (dst_fd, dst_name),
         ):
+            self._refuse_special(src_fd, src_name, source)
             try:
                 os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
             except FileNotFoundError:

@@ -103,10 +103,11 @@ class FilesystemSandbox(BaseSandbox):
     """``filesystem``: the ``base`` tools plus file operations inside the sandbox directory.
 
     Paths are relative to :attr:`work_dir` or absolute inside it. A path that leaves it
-    (``..``, another absolute path) or goes through a symbolic link raises
-    :class:`~agentmem.errors.SandboxPathError`; a missing file raises
-    :class:`~agentmem.errors.NotFoundError`; other failures
-    :class:`~agentmem.errors.SandboxError`.
+    (``..``, another absolute path), goes through a symbolic link, or names a FIFO, a
+    socket or a device raises :class:`~agentmem.errors.SandboxPathError`; a missing file
+    raises :class:`~agentmem.errors.NotFoundError`; other failures (a full disk among them)
+    :class:`~agentmem.errors.SandboxError`. Each operation is given up after the service's
+    ``limits.timeout_seconds``.
     """
 
     sandbox_type = "filesystem"

@@ -2,13 +2,16 @@
 
 Every sandboxed process (an IPython kernel, a shell command) is started as::
 
-    [bwrap <namespaces and mounts> --] python -I -S -c <_LAUNCHER> <config> <command...>
+    [python -I -S -c <_LAUNCHER> <join the cgroup> bwrap <namespaces and mounts> --]
+        python -I -S -c <_LAUNCHER> <config> <command...>
 
-The launcher is a few lines of Python that run *inside* the sandbox just before the real
-command: it sets the rlimits, drops to the sandbox's uid when the service runs as root,
-forbids gaining privileges (``PR_SET_NO_NEW_PRIVS``), asks to be killed when its parent
-dies (``PR_SET_PDEATHSIG``, after the uid change that would reset it) and ``exec``\\s the
-command.
+The launcher is a few lines of Python. Where sessions get a cgroup (see :mod:`.cgroups`),
+it first makes its own process join the session's cgroup, on the host, before bubblewrap
+hides the cgroup files: everything the command starts is then counted there. Then, *inside*
+the sandbox just before the real command, it sets the rlimits, drops to the sandbox's uid
+when the service runs as root, forbids gaining privileges (``PR_SET_NO_NEW_PRIVS``), asks to
+be killed when its parent dies (``PR_SET_PDEATHSIG``, after the uid change that would reset
+it) and ``exec``\\s the command. Without bubblewrap one launcher does both.
 
 Why the launcher drops the uid instead of bubblewrap's ``--uid``: ``RLIMIT_NPROC`` (the
 fork-bomb limit) is counted per *real* uid and is never enforced for root, and a user
@@ -28,32 +31,22 @@ import logging
 import os
 import random
 import shutil
-import signal
 import site
 import stat
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from agentmem.errors import SandboxUnavailableError
+from agentmem.services.sandbox.cgroups import CgroupError, CgroupTree, SessionCgroup
 from agentmem.services.sandbox.models import IsolationInfo, SandboxLimits
+from agentmem.services.sandbox.processes import count_tasks, process_ids, uid_of
+from agentmem.services.sandbox.storage import tmpfs_problem
 
-__all__ = [
-    "Isolation",
-    "IsolationMode",
-    "UidPool",
-    "bubblewrap_problem",
-    "kill_process_group",
-    "kill_uid_processes",
-    "kill_until_gone",
-    "process_children",
-    "process_ids",
-    "remove_tree",
-]
+__all__ = ["Isolation", "IsolationMode", "UidPool", "bubblewrap_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +56,25 @@ _LAUNCHER = """
 import ctypes, json, os, resource, signal, sys
 libc = ctypes.CDLL(None, use_errno=True)
 cfg = json.loads(sys.argv[1])
-for name, value in cfg["limits"].items():
-    resource.setrlimit(getattr(resource, name), tuple(value))
-libc.prctl(38, 1, 0, 0, 0)
-if cfg["uid"] is not None:
-    os.setgroups([])
-    os.setgid(cfg["uid"])
-    os.setuid(cfg["uid"])
-libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-os.umask(0o022)
+for procs in cfg.get("cgroup", ()):
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
+if "limits" in cfg:
+    for name, value in cfg["limits"].items():
+        resource.setrlimit(getattr(resource, name), tuple(value))
+    libc.prctl(38, 1, 0, 0, 0)
+    if cfg["uid"] is not None:
+        os.setgroups([])
+        os.setgid(cfg["uid"])
+        os.setuid(cfg["uid"])
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+    os.umask(0o022)
 os.execv(sys.argv[2], sys.argv[2:])
 """
 # (Imports come first: after the uid change the interpreter's files may be unreadable.)
+# Session limits, as the names of SandboxLimits, that a cgroup and a tmpfs enforce.
+_CGROUP_LIMITS = ("memory_bytes", "processes", "cpus")
+_TMPFS_LIMITS = ("disk_bytes", "disk_files")
 
 # Read-only system directories visible in a bubblewrap sandbox (those that exist).
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -212,7 +212,7 @@ class UidPool:
         return 40_000, 60_000
 
     def acquire(self) -> int:
-        in_use = {_uid_of(pid) for pid in process_ids()}
+        in_use = {uid_of(pid) for pid in process_ids()}
         with self._lock:
             for _ in range(1000):
                 uid = random.randint(self._low, self._high)
@@ -226,116 +226,15 @@ class UidPool:
             self._taken.discard(uid)
 
 
-def process_ids() -> Iterator[int]:
-    """The pids of every process visible in /proc."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            yield int(entry)
-
-
-def _uid_of(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None  # gone
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True  # gone
-
-
-def kill_until_gone(victims: Callable[[], list[int]]) -> bool:
-    """SIGKILL the processes ``victims()`` lists until it lists none, repeating while a
-    fork bomb keeps spawning; False when some still lived after 50 rounds."""
-    for _ in range(50):
-        pids = victims()
-        if not pids:
-            return True
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-    return False
-
-
-def kill_uid_processes(uid: int) -> None:
-    """SIGKILL every process of ``uid``, repeating while a fork bomb keeps spawning.
-
-    Zombies are skipped: they are dead already and wait for a parent (possibly a
-    container's init that never reaps) to collect them.
-    """
-    if not kill_until_gone(
-        lambda: [pid for pid in process_ids() if _uid_of(pid) == uid and not _is_zombie(pid)]
-    ):
-        log.warning("processes of sandbox uid %d survived repeated SIGKILL", uid)
-
-
-def kill_process_group(pgid: int) -> None:
-    """SIGKILL a process group (a sandboxed command and everything it forked)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def process_children() -> dict[int, list[int]]:
-    """Map of pid to its child pids, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for pid in process_ids():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = Path(f"/proc/{pid}/stat").read_text()
-            ppid = int(text.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(pid)
-    return children
-
-
-def _count_tasks(uid: int) -> int:
-    total = 0
-    for pid in process_ids():
-        if _uid_of(pid) != uid:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("Threads:"):
-                    total += int(line.split()[1])
-    return total
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a sandbox directory even if sandboxed code removed its own permissions."""
-
-    def retry_writable(func: Any, target: str, exc_info: Any) -> None:
-        error = exc_info if isinstance(exc_info, BaseException) else exc_info[1]
-        # Root is not stopped by permissions, and chmod would follow a symlink that
-        # sandboxed code swapped in: only a non-root service retries after a chmod.
-        if not _is_root():
-            try:
-                os.chmod(os.path.dirname(target), 0o700)
-                os.chmod(target, 0o700)
-                func(target)
-                return
-            except FileNotFoundError:
-                return
-            except OSError as retry_error:
-                error = retry_error
-        log.warning("could not delete %s: %s", target, error)
-
-    if path.exists():
-        # ``onerror`` is deprecated from 3.12 on, but ``onexc`` does not exist in 3.11.
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=retry_writable)
-        else:
-            shutil.rmtree(path, onerror=retry_writable)
-
-
 class Isolation:
     """Builds the command lines and environments of sandboxed processes.
 
     ``mode="auto"`` uses bubblewrap when it works on this host and otherwise falls back to
     a plain subprocess, logging a warning (and listing it in :meth:`info`);
     ``"bubblewrap"`` raises :class:`SandboxUnavailableError` instead of falling back;
-    ``"process"`` never uses bubblewrap.
+    ``"process"`` never uses bubblewrap. Either way, sessions get a cgroup (:attr:`cgroups`)
+    and a tmpfs of their own (:attr:`tmpfs`) where the host allows it; :meth:`close`
+    deletes the cgroup of the whole backend.
     """
 
     def __init__(self, mode: IsolationMode, limits: SandboxLimits) -> None:
@@ -348,6 +247,21 @@ class Isolation:
         if mode == "auto" and problem is not None:
             self.warnings.append(f"sandboxes are plain subprocesses without namespaces: {problem}")
             log.warning("%s", self.warnings[-1])
+        self.cgroups: CgroupTree | None = None
+        try:
+            self.cgroups = CgroupTree.create()
+        except CgroupError as exc:
+            self.warnings.append(
+                "memory_bytes, processes and cpus bound each process alone, not a session's "
+                f"processes together, and cpus is not enforced: no cgroup per session ({exc})"
+            )
+        disk_problem = tmpfs_problem()
+        self.tmpfs = disk_problem is None
+        if disk_problem is not None:
+            self.warnings.append(
+                "disk_bytes and disk_files are not enforced, only file_size_bytes per file: "
+                f"no tmpfs per session ({disk_problem})"
+            )
         self.uids = UidPool() if _is_root() else None
         # Without bubblewrap, a uid of our own only helps if it can run the interpreter.
         self.kernel_drops_uid = self.uids is not None and (
@@ -356,7 +270,7 @@ class Isolation:
         if self.uids is not None and not self.kernel_drops_uid:
             self.warnings.append(
                 "the Python interpreter is not readable by other uids, so IPython kernels run "
-                "as root: the process limit does not apply to them"
+                "as root: only the session's cgroup, if any, bounds their processes"
             )
         if not self.bubblewrap:
             self.warnings.append(
@@ -364,13 +278,27 @@ class Isolation:
                 "files its uid can read and see other processes"
             )
 
+    def close(self) -> None:
+        """Delete the backend's cgroup; the sessions' own are gone with the sessions."""
+        if self.cgroups is not None:
+            self.cgroups.close()
+
     def info(self) -> IsolationInfo:
         enforced = ["cpu_seconds", "memory_bytes", "file_size_bytes", "open_files"]
         enforced += ["timeout_seconds", "max_output_bytes"]
-        if self.uids is None or self.kernel_drops_uid:
+        session: list[str] = []
+        uid_per_session = self.uids is not None and self.kernel_drops_uid
+        if self.cgroups is not None:
+            session += _CGROUP_LIMITS
+        elif uid_per_session:
+            session.append("processes")  # RLIMIT_NPROC counts the session's own uid
+        if self.tmpfs:
+            session += _TMPFS_LIMITS
+        if self.uids is None or self.kernel_drops_uid or self.cgroups is not None:
             enforced.append("processes")
         if self.bubblewrap:
             enforced.append("tmp_size_bytes")
+        enforced += [name for name in session if name not in enforced]
         namespaces = ["mount", "pid", "net", "ipc", "uts", "cgroup"]
         if self.bubblewrap and not _is_root():
             namespaces.append("user")
@@ -384,6 +312,8 @@ class Isolation:
             session_uids=self.uids is not None,
             kernel_session_uids=self.kernel_drops_uid,
             enforced_limits=enforced,
+            session_limits=session,
+            cgroup=self.cgroups.version if self.cgroups is not None else None,
             warnings=list(self.warnings),
         )
 
@@ -409,7 +339,7 @@ class Isolation:
         if uid is None and not self.bubblewrap and not _is_root():
             # Without a uid or a user namespace of its own, RLIMIT_NPROC counts every
             # process of the service's user, so allow those that already exist.
-            nproc += _count_tasks(os.getuid())
+            nproc += count_tasks(os.getuid())
         return {
             # The soft CPU limit sends SIGXCPU; the hard one a second later SIGKILL.
             "RLIMIT_CPU": [lim.cpu_seconds, lim.cpu_seconds + 1],
@@ -427,16 +357,19 @@ class Isolation:
         work_dir: Path,
         writable: Sequence[Path],
         uid: int | None,
+        cgroup: SessionCgroup | None,
     ) -> list[str]:
         """The full command line running ``argv`` sandboxed, with cwd ``work_dir``.
 
         ``writable`` are the only host directories the process may write (besides a
-        private /tmp under bubblewrap); ``uid`` is the uid to drop to, when root.
+        private /tmp under bubblewrap); ``uid`` is the uid to drop to, when root; the
+        process and all it starts join ``cgroup``.
         """
-        config = json.dumps({"limits": self._rlimits(uid), "uid": uid})
-        inner = [sys.executable, "-I", "-S", "-c", _LAUNCHER, config, *argv]
+        joins = {"cgroup": cgroup.procs_files} if cgroup is not None else {}
+        config = {"limits": self._rlimits(uid), "uid": uid}
         if not self.bubblewrap:
-            return inner
+            return _launch(joins | config, argv)
+        inner = _launch(config, argv)
         bwrap = _bwrap_path()
         assert bwrap is not None  # checked by bubblewrap_problem()
         args = [bwrap, "--die-with-parent", *_namespace_flags(), "--hostname", "sandbox"]
@@ -479,4 +412,10 @@ class Isolation:
             args.extend(["--bind", path, path])
             created.add(path)
         args += ["--chdir", str(work_dir), "--", *inner]
-        return args
+        # bwrap hides the host's cgroup files, so the cgroup is joined before it starts.
+        return _launch(joins, args) if joins else args
+
+
+def _launch(config: dict[str, Any], argv: Sequence[str]) -> list[str]:
+    """``argv`` run by the launcher with ``config``."""
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config), *argv]

@@ -15,13 +15,15 @@ from typing import Any, BinaryIO
 
 from agentmem.errors import MissingExtraError, SandboxError
 from agentmem.services.sandbox.context import SandboxContext
-from agentmem.services.sandbox.isolation import (
+from agentmem.services.sandbox.models import CellError, CellResult
+from agentmem.services.sandbox.processes import (
+    is_zombie,
     kill_process_group,
     kill_until_gone,
+    parent_of,
     process_children,
     process_ids,
 )
-from agentmem.services.sandbox.models import CellError, CellResult
 from agentmem.services.sandbox.shell import CappedText
 
 try:
@@ -36,6 +38,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STARTUP_SECONDS = 60.0
 _INTERRUPT_GRACE_SECONDS = 3.0
 _POLL_SECONDS = 0.5
+# How long the forked copies of a kernel that were killed may take to be collected.
+_REAP_SECONDS = 10.0
 
 
 def _require_jupyter() -> None:
@@ -118,20 +122,29 @@ class SandboxKernel:
             ip=str(context.run_dir / "sockets" / "k"),
             connection_file=str(context.run_dir / "kernel.json"),
         )
-        log = await asyncio.to_thread(_open_log, context.run_dir / "kernel.log")
-        with log:
-            await km.start_kernel(
-                # Not a child jupyter should watch: in a PID namespace the kernel's parent is
-                # pid 1, which ipykernel would take for "parent died" and exit.
-                independent=True,
-                env=context.environment(),
-                cwd=str(context.work_dir),
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        self._km = km
+        try:
+            log = await asyncio.to_thread(_open_log, context.run_dir / "kernel.log")
+            with log:
+                await km.start_kernel(
+                    # Not a child jupyter should watch: in a PID namespace the kernel's parent
+                    # is pid 1, which ipykernel would take for "parent died" and exit.
+                    independent=True,
+                    env=context.environment(),
+                    cwd=str(context.work_dir),
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+        except OSError as exc:
+            # ENOSPC when the session's disk_bytes or disk_files are used up: the kernel's
+            # connection file and log live there too.
+            await self._shutdown()
+            raise SandboxError(
+                f"the sandbox's IPython kernel could not start: {exc.strerror}"
+            ) from None
         kc = km.client()
         kc.start_channels()
-        self._km, self._kc = km, kc
+        self._kc = kc
         try:
             await kc.wait_for_ready(timeout=_STARTUP_SECONDS)
         except RuntimeError as exc:
@@ -163,10 +176,25 @@ class SandboxKernel:
         """
         kernel = self._kernel_pid
         own = _cmdline(kernel) if kernel is not None else b""
-        if own:
-            kill_until_gone(
-                lambda: [pid for pid in process_ids() if pid != kernel and _cmdline(pid) == own]
-            )
+        killed: set[int] = set()
+
+        def copies() -> list[int]:
+            killed.update(pid for pid in process_ids() if pid != kernel and _cmdline(pid) == own)
+            # A copy being killed has lost its command line but still counts against the
+            # process limit until it has exited: wait for that too.
+            return [pid for pid in killed if not is_zombie(pid)]
+
+        if not own:
+            return
+        kill_until_gone(copies)
+        # Copies orphaned to the host's init count against the session's process limit
+        # until init collects them, which some inits do only every few seconds. (Those
+        # left to the kernel itself count until it exits.)
+        deadline = time.monotonic() + _REAP_SECONDS
+        while time.monotonic() < deadline and any(
+            parent_of(pid) not in (None, kernel) for pid in killed
+        ):
+            time.sleep(0.05)
 
     async def close(self) -> None:
         """Kill the kernel for good; a cell still running reports a SandboxError."""

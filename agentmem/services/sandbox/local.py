@@ -1,4 +1,5 @@
-"""Embedded sandboxes: local processes, one directory (and uid, as root) per session."""
+"""Embedded sandboxes: local processes, one directory (and, as root, uid, cgroup and
+tmpfs) per session."""
 
 from __future__ import annotations
 
@@ -11,41 +12,51 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentmem._validation import check_id, check_optional_id
-from agentmem.errors import InvalidArgumentError, NotFoundError, SandboxError
-from agentmem.services.sandbox.backend import SandboxBackend, SandboxDescriptor
-from agentmem.services.sandbox.context import SandboxContext
-from agentmem.services.sandbox.engines import SandboxEngine
-from agentmem.services.sandbox.isolation import (
-    Isolation,
-    IsolationMode,
-    kill_uid_processes,
-    remove_tree,
+from agentmem.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    SandboxError,
+    SandboxUnavailableError,
 )
+from agentmem.services.sandbox.backend import SandboxBackend, SandboxDescriptor
+from agentmem.services.sandbox.cgroups import SessionCgroup
+from agentmem.services.sandbox.context import BlockingSlots, SandboxContext
+from agentmem.services.sandbox.engines import SandboxEngine
+from agentmem.services.sandbox.isolation import Isolation, IsolationMode
 from agentmem.services.sandbox.models import SandboxLimits, ServiceInfo
+from agentmem.services.sandbox.processes import kill_uid_processes
 from agentmem.services.sandbox.registry import engine_class, sandbox_types
+from agentmem.services.sandbox.storage import (
+    make_root,
+    mount_tmpfs,
+    remove_orphans,
+    remove_tree,
+    unmount,
+)
 
-__all__ = ["LocalBackend", "SessionKey"]
+__all__ = ["LocalBackend", "SessionKey", "session_key"]
 
 log = logging.getLogger(__name__)
+
+# Threads running the sync tools of all sessions (the file tools), apart from the
+# threads the service itself uses to create and delete sessions; and how many of them one
+# session may hold at a time.
+_TOOL_THREADS = 16
+_TOOL_THREADS_PER_SESSION = 2
 
 # (session_id, user_id): a tuple, so no two different pairs can ever name one session.
 SessionKey = tuple[str, str | None]
 
 
-def _session_key(session_id: str, user_id: str | None) -> SessionKey:
+def session_key(session_id: str, user_id: str | None) -> SessionKey:
+    """The key of a session, its ids checked as in every service."""
     return check_id(session_id, "session_id"), check_optional_id(user_id, "user_id")
-
-
-def _make_root() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="agentmem-sbx-"))
-    # Other uids must traverse it to reach their own session directory, nothing more.
-    root.chmod(0o711)
-    return root
 
 
 async def _offload(func: Callable[..., None], *args: Any) -> None:
@@ -65,6 +76,9 @@ class _Session:
     directory: Path
     work_dir: Path
     uid: int | None
+    cgroup: SessionCgroup | None
+    mounted: bool
+    blocking: BlockingSlots
     sandboxes: dict[str, tuple[SandboxDescriptor, SandboxEngine]] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
     active_calls: int = 0
@@ -97,6 +111,7 @@ class LocalBackend(SandboxBackend):
         # Made in start(): a service may be stopped and started again on a new loop.
         self._lock: asyncio.Lock | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._tool_threads: ThreadPoolExecutor | None = None
 
     @property
     def isolation(self) -> Isolation:
@@ -109,7 +124,10 @@ class LocalBackend(SandboxBackend):
             return
         self._lock = asyncio.Lock()
         self._isolation = await asyncio.to_thread(Isolation, self._mode, self.limits)
-        self._root = await asyncio.to_thread(_make_root)
+        if self._isolation.tmpfs:
+            await asyncio.to_thread(remove_orphans, Path(tempfile.gettempdir()))
+        self._root = await asyncio.to_thread(make_root)
+        self._tool_threads = ThreadPoolExecutor(_TOOL_THREADS, "agentmem-sandbox-tool")
         if self.idle_timeout is not None:
             self._reaper = asyncio.create_task(self._reap_forever(self.idle_timeout))
 
@@ -127,6 +145,12 @@ class LocalBackend(SandboxBackend):
         if self._root is not None:
             await _offload(remove_tree, self._root)
             self._root = None
+        if self._isolation is not None:
+            await _offload(self._isolation.close)
+        if self._tool_threads is not None:
+            # Threads still in a tool (given up on) finish on their own.
+            self._tool_threads.shutdown(wait=False, cancel_futures=True)
+            self._tool_threads = None
 
     def _started_lock(self) -> asyncio.Lock:
         if self._lock is None or self._root is None:
@@ -150,7 +174,7 @@ class LocalBackend(SandboxBackend):
             isolation=self.isolation.info(),
             limits=self.limits,
             sandbox_types=sandbox_types(),
-            live_sandboxes=len(self._by_id),
+            live_sandboxes=self.live_sandboxes,
             idle_timeout_seconds=self.idle_timeout,
         )
 
@@ -163,7 +187,7 @@ class LocalBackend(SandboxBackend):
     async def connect(
         self, session_id: str, user_id: str | None, sandbox_types: list[str]
     ) -> list[SandboxDescriptor]:
-        key = _session_key(session_id, user_id)
+        key = session_key(session_id, user_id)
         if not sandbox_types:
             raise InvalidArgumentError("sandbox_types", "must name at least one type")
         engines = [engine_class(name) for name in sandbox_types]  # fail before creating
@@ -184,11 +208,44 @@ class LocalBackend(SandboxBackend):
 
     def _new_session(self, key: SessionKey, root: Path) -> _Session:
         isolation = self.isolation
+        assert self._tool_threads is not None  # made by start()
+        name = f"s{next(self._counter)}"
         uid = isolation.uids.acquire() if isolation.uids is not None else None
-        directory = self._make_dir(root / f"s{next(self._counter)}", None, 0o711)
-        return _Session(
-            key=key, directory=directory, work_dir=self._make_dir(directory / "work", uid), uid=uid
+        directory = self._make_dir(root / name, None, 0o711)
+        session = _Session(
+            key=key,
+            directory=directory,
+            work_dir=directory / "work",
+            uid=uid,
+            cgroup=None,
+            mounted=False,
+            blocking=BlockingSlots(self._tool_threads, _TOOL_THREADS_PER_SESSION),
         )
+        try:
+            if isolation.tmpfs:
+                mount_tmpfs(directory, self.limits)
+                session.mounted = True
+            self._make_dir(session.work_dir, uid)
+            if isolation.cgroups is not None:
+                session.cgroup = isolation.cgroups.session(name, self.limits)
+        except OSError as exc:
+            self._remove_session(session)
+            raise SandboxUnavailableError(f"cannot create a sandbox session: {exc}") from exc
+        return session
+
+    def _remove_session(self, session: _Session) -> None:
+        """Kill whatever still runs in the session and delete its cgroup, mount and files."""
+        if session.cgroup is not None:
+            session.cgroup.remove()
+        if session.uid is not None:
+            # The session's uid is its own: whatever still runs under it (e.g. a daemon that
+            # escaped its process group in process mode) belongs to this session.
+            kill_uid_processes(session.uid)
+            if self.isolation.uids is not None:
+                self.isolation.uids.release(session.uid)
+        if session.mounted:
+            unmount(session.directory)
+        remove_tree(session.directory)
 
     def _new_sandbox(
         self, session: _Session, name: str, cls: type[SandboxEngine]
@@ -209,7 +266,9 @@ class LocalBackend(SandboxBackend):
             run_dir=run_dir,
             isolation=self.isolation,
             uid=session.uid,
+            cgroup=session.cgroup,
             limits=self.limits,
+            blocking=session.blocking,
         )
         descriptor = SandboxDescriptor(
             sandbox_id=sandbox_id,
@@ -223,9 +282,28 @@ class LocalBackend(SandboxBackend):
         self._by_id[sandbox_id] = session
         return descriptor
 
+    def owner(self, sandbox_id: str) -> SessionKey | None:
+        """The (session_id, user_id) of the live sandbox ``sandbox_id``, if there is one."""
+        session = self._by_id.get(sandbox_id)
+        return session.key if session is not None else None
+
+    @property
+    def live_sandboxes(self) -> int:
+        return len(self._by_id)
+
+    def sandboxes_of(self, user_id: str | None) -> int:
+        """How many live sandboxes ``user_id`` has."""
+        return sum(len(s.sandboxes) for key, s in self._sessions.items() if key[1] == user_id)
+
+    def missing(self, session_id: str, user_id: str | None, sandbox_types: list[str]) -> int:
+        """How many sandboxes :meth:`connect` with these arguments would create."""
+        session = self._sessions.get(session_key(session_id, user_id))
+        have = {d.sandbox_type for d, _ in session.sandboxes.values()} if session else set()
+        return len(set(sandbox_types) - have)
+
     async def release(self, session_id: str, user_id: str | None) -> int:
         async with self._started_lock():
-            return await self._release(_session_key(session_id, user_id))
+            return await self._release(session_key(session_id, user_id))
 
     async def _release(self, key: SessionKey) -> int:
         """Stop a session's processes and delete its files; returns how many sandboxes."""
@@ -240,13 +318,7 @@ class LocalBackend(SandboxBackend):
             except Exception:
                 # Keep going: one failing engine must not leave the others running.
                 log.exception("closing sandbox %s failed", sandbox_id)
-        if session.uid is not None:
-            # The session's uid is its own: whatever still runs under it (e.g. a daemon that
-            # escaped its process group in process mode) belongs to this session.
-            await _offload(kill_uid_processes, session.uid)
-            if self.isolation.uids is not None:
-                self.isolation.uids.release(session.uid)
-        await _offload(remove_tree, session.directory)
+        await _offload(self._remove_session, session)
         return len(session.sandboxes)
 
     async def invoke(self, sandbox_id: str, tool: str, arguments: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ __all__ = [
     "FileInfo",
     "IsolationInfo",
     "SandboxLimits",
+    "ServerLimits",
     "ServiceInfo",
     "ShellResult",
     "TreeNode",
@@ -26,13 +27,23 @@ _MiB = 1024 * 1024
 
 
 class SandboxLimits(BaseModel):
-    """Resource limits applied to every process a sandbox starts.
+    """Resource limits of the sandboxes of one session (one ``(session_id, user_id)``).
 
-    ``cpu_seconds``, ``memory_bytes`` (address space), ``file_size_bytes``, ``open_files``
-    and ``processes`` are kernel rlimits set in the sandboxed process itself. ``processes``
-    counts threads too (an IPython kernel uses about ten). ``timeout_seconds`` is the
-    default wall-clock limit of one call; ``max_output_bytes`` caps each captured stream
-    and every file read.
+    Per process, as kernel rlimits set in each sandboxed process: ``cpu_seconds`` (CPU
+    time), ``memory_bytes`` (address space), ``file_size_bytes``, ``open_files`` and
+    ``processes`` (counted per uid, so per session when the service is root).
+
+    Per session, for all its processes and files together, where the host allows it (see
+    ``IsolationInfo.session_limits``): ``memory_bytes`` and ``processes`` again, and
+    ``cpus`` (CPU cores its processes may use together), through a cgroup of the session;
+    ``disk_bytes`` and ``disk_files`` (files and directories, including the few the service
+    makes for each sandbox) bound everything the session may write, through a tmpfs of its
+    own. ``processes`` counts threads too (an IPython kernel uses about ten).
+
+    Per call: ``timeout_seconds`` is the wall-clock limit of one call (a caller may ask
+    for less, never more); ``max_output_bytes`` caps each captured stream and every file
+    read. ``tmp_size_bytes`` sizes the private /tmp and /dev/shm of each process tree
+    under bubblewrap.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,11 +51,30 @@ class SandboxLimits(BaseModel):
     cpu_seconds: int = Field(default=300, gt=0)
     memory_bytes: int = Field(default=2048 * _MiB, gt=0)
     processes: int = Field(default=128, gt=0)
+    cpus: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     file_size_bytes: int = Field(default=256 * _MiB, gt=0)
     open_files: int = Field(default=256, gt=16)
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    disk_bytes: int = Field(default=1024 * _MiB, gt=0)
+    disk_files: int = Field(default=100_000, gt=16)
+    timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     max_output_bytes: int = Field(default=1 * _MiB, gt=0)
     tmp_size_bytes: int = Field(default=256 * _MiB, gt=0)
+
+
+class ServerLimits(BaseModel):
+    """What one request, one user id or all callers together may ask of a sandbox server.
+
+    A request body larger than ``max_request_bytes`` gets 413 (a ``write_file`` through the
+    server is bounded by it too); a ``connect`` that would make the server hold more than
+    ``max_sandboxes`` live sandboxes, or one user id more than ``max_sandboxes_per_user``,
+    gets 429. Sessions without a user id count as one user.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_request_bytes: int = Field(default=32 * _MiB, gt=0)
+    max_sandboxes: int = Field(default=64, gt=0)
+    max_sandboxes_per_user: int = Field(default=16, gt=0)
 
 
 class IsolationInfo(BaseModel):
@@ -63,6 +93,14 @@ class IsolationInfo(BaseModel):
         description="IPython kernels too (needs bubblewrap, or an interpreter other uids can read)."
     )
     enforced_limits: list[str] = Field(description="Names of the SandboxLimits enforced.")
+    session_limits: list[str] = Field(
+        default_factory=list,
+        description="Those enforced for each session's processes or files together; the "
+        "other ones bound each process alone.",
+    )
+    cgroup: Literal["v1", "v2"] | None = Field(
+        default=None, description="The cgroup version bounding each session, if any."
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -78,6 +116,16 @@ class ServiceInfo(BaseModel):
     sandbox_types: list[str]
     live_sandboxes: int
     idle_timeout_seconds: float | None
+    max_sandboxes: int | None = Field(
+        default=None, description="Live sandboxes a sandbox server holds at most."
+    )
+    max_sandboxes_per_user: int | None = Field(
+        default=None, description="Live sandboxes of one user id a sandbox server holds at most."
+    )
+    per_user_tokens: bool = Field(
+        default=False,
+        description="Whether the sandbox server binds each token to the user ids it may act for.",
+    )
 
 
 class CellError(BaseModel):

@@ -20,8 +20,9 @@ class RemoteBackend(SandboxBackend):
     """Talks to ``agentmem sandbox-server`` at ``base_url`` with a bearer token.
 
     Each operation of :class:`SandboxBackend` is one ``POST /v1/<operation>`` whose body
-    holds its arguments (see :mod:`.server`). ``request_timeout`` bounds one HTTP request;
-    keep it above the server's call timeout.
+    holds its arguments (see :mod:`.server`), and the server's errors are raised again as
+    themselves: 401 as :class:`SandboxAuthError`, like 403 for another user's sandbox.
+    ``request_timeout`` bounds one HTTP request; keep it above the server's call timeout.
     """
 
     def __init__(self, base_url: str, bearer_token: str, *, request_timeout: float) -> None:

@@ -34,10 +34,15 @@ class SandboxService(ServiceWithLifecycleManager):
 
     ``isolation`` (embedded): ``"auto"`` (bubblewrap if it works here, else plain
     subprocesses plus a logged warning), ``"bubblewrap"`` (fail instead of falling back) or
-    ``"process"`` (never bubblewrap). ``limits`` bound every sandboxed process.
+    ``"process"`` (never bubblewrap). ``limits`` bound each process and, where the host
+    allows it, each session's processes and files together (see
+    :class:`~agentmem.services.sandbox.models.SandboxLimits` and :meth:`info`).
     ``idle_timeout`` releases sessions unused for that many seconds (``None``: never).
     ``request_timeout`` (remote) bounds one HTTP request, so keep it above the server's
-    per-call timeout.
+    per-call timeout. A server shared by several users binds each token to the user ids it
+    may act for: another user's sandbox raises
+    :class:`~agentmem.errors.SandboxAuthError`, and a server at its sandbox caps raises
+    :class:`~agentmem.errors.SandboxUnavailableError` (see :mod:`.server`).
 
     :meth:`health` answers within :attr:`health_timeout` seconds: remote, whether the
     server answers that it can serve; embedded, whether sandboxes can still be made.

@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agentmem.services.sandbox.isolation import kill_process_group
 from agentmem.services.sandbox.models import ShellResult
+from agentmem.services.sandbox.processes import kill_process_group
 
 __all__ = ["CappedText", "run_sandboxed", "shell_path", "signal_name"]
 

@@ -11,6 +11,7 @@ from agentmem.services.session_history.session_history_service import SessionHis
 __all__ = [
     "InMemorySessionHistoryService",
     "RedisSessionHistoryService",
+    "SQLiteSessionHistoryService",
     "SessionHistoryService",
     "SessionHistoryServiceFactory",
     "TablestoreSessionHistoryService",
@@ -19,6 +20,9 @@ __all__ = [
 _LAZY = {
     "RedisSessionHistoryService": (
         "agentmem.services.session_history.redis_session_history_service"
+    ),
+    "SQLiteSessionHistoryService": (
+        "agentmem.services.session_history.sqlite_session_history_service"
     ),
     "TablestoreSessionHistoryService": (
         "agentmem.services.session_history.tablestore_session_history_service"

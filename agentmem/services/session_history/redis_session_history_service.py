@@ -19,18 +19,20 @@ from agentmem.services._redis import (
     encode_id,
     text,
 )
+from agentmem.services.base import Capability
 from agentmem.services.session_history.session_history_service import SessionHistoryService
 
 __all__ = ["RedisSessionHistoryService"]
 
 # KEYS of every script: the user's session index (sorted by creation), the deadlines of
-# its sessions, its counters, then the session's message list where the script needs one.
-# A session exists while it is in the index and its deadline (if any) has not passed;
-# its list and its index entries share that deadline.
+# its sessions, its counters, then, where the script needs them, the session's message
+# list and the ids of its messages (a sorted set scored in append order, trimmed with
+# the list). A session exists while it is in the index and its deadline (if any) has not
+# passed; its keys and its index entries share that deadline.
 _PRELUDE = (
     LUA_HELPERS
     + """
-local index, deadlines, meta = KEYS[1], KEYS[2], KEYS[3]
+local index, deadlines, meta, messages, ids = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ttl_ms = tonumber(ARGV[1])
 
 local function is_alive(session, now)
@@ -54,6 +56,32 @@ local function register(session, now)
     expire_keys(ttl_ms)
   end
 end
+
+-- Records the message ids ARGV[first .. first + n - 1] as stored; returns the positions
+-- (1..n) of those the session did not hold yet. A retried append stores nothing twice.
+local function claim_ids(first, n)
+  local top = redis.call('ZRANGE', ids, -1, -1, 'WITHSCORES')[2]
+  local seq, given, fresh, seen, claimed = top and tonumber(top) or 0, {}, {}, {}, {}
+  for i = 1, n do given[i] = ARGV[first + i - 1] end
+  for i, held in ipairs(call_chunked('ZMSCORE', ids, given)) do
+    if not held and not seen[given[i]] then
+      seen[given[i]] = true
+      seq = seq + 1
+      claimed[#claimed + 1] = seq
+      claimed[#claimed + 1] = given[i]
+      fresh[#fresh + 1] = i
+    end
+  end
+  call_chunked('ZADD', ids, claimed)
+  return fresh
+end
+
+local function keep_newest(limit)
+  if limit > 0 then
+    redis.call('LTRIM', messages, -limit, -1)
+    redis.call('ZREMRANGEBYRANK', ids, 0, -limit - 1)
+  end
+end
 """
 )
 
@@ -63,37 +91,63 @@ _SCRIPTS = {
     + """
 local session, now = ARGV[2], now_ms()
 if not is_alive(session, now) then forget(session) end
-redis.call('DEL', KEYS[4])
+unlink_keys({messages, ids})
 register(session, now)
 return 1
 """,
-    # ARGV: ttl, session, max messages (0: no limit), messages...
+    # ARGV: ttl, session, max messages (0: no limit), n, n message ids, n messages.
+    # Returns how many were stored.
     "append": _PRELUDE
     + """
-local session, limit, now = ARGV[2], tonumber(ARGV[3]), now_ms()
+local session, limit, n, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now_ms()
 if not is_alive(session, now) then
   forget(session)
-  redis.call('DEL', KEYS[4])
+  unlink_keys({messages, ids})
 end
 local values = {}
-for position = 4, #ARGV do values[#values + 1] = ARGV[position] end
-call_chunked('RPUSH', KEYS[4], values)
-if limit > 0 then redis.call('LTRIM', KEYS[4], -limit, -1) end
+for _, i in ipairs(claim_ids(5, n)) do values[#values + 1] = ARGV[4 + n + i] end
+call_chunked('RPUSH', messages, values)
+keep_newest(limit)
 register(session, now)
-return 1
+return #values
 """,
-    # ARGV: ttl, session. The messages of a live session (refreshing its deadline).
+    # The append of a large batch: runs in the transaction that has just pushed the n
+    # messages onto the list as plain RPUSH, so they never pass through Lua (except the
+    # new ones of a batch that holds some stored ones). ARGV as "append", without the
+    # messages.
+    "append_pushed": _PRELUDE
+    + """
+local session, limit, n, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now_ms()
+if not is_alive(session, now) then
+  forget(session)
+  unlink_keys({ids})
+  redis.call('LTRIM', messages, -n, -1)
+end
+local fresh = claim_ids(5, n)
+if #fresh < n then
+  local pushed = #fresh > 0 and redis.call('LRANGE', messages, -n, -1) or {}
+  redis.call('LTRIM', messages, 0, -n - 1)
+  local values = {}
+  for _, i in ipairs(fresh) do values[#values + 1] = pushed[i] end
+  call_chunked('RPUSH', messages, values)
+end
+keep_newest(limit)
+register(session, now)
+return #fresh
+""",
+    # ARGV: ttl, session. Whether the session is live (refreshing its deadline); runs in
+    # a transaction beside the LRANGE that reads its messages.
     "get": _PRELUDE
     + """
 local session, now = ARGV[2], now_ms()
-if not is_alive(session, now) then return {} end
+if not is_alive(session, now) then return 0 end
 register(session, now)
-return redis.call('LRANGE', KEYS[4], 0, -1)
+return 1
 """,
     # ARGV: ttl, session.
     "delete": _PRELUDE
     + """
-redis.call('DEL', KEYS[4])
+unlink_keys({messages, ids})
 forget(ARGV[2])
 return 1
 """,
@@ -108,6 +162,10 @@ return redis.call('ZRANGE', index, 0, -1)
 """,
 }
 
+# Above this many bytes of JSON, an append sends its messages as a plain RPUSH (see
+# "append_pushed"): passing them through Lua would cost about 1 ms per MB of Redis's time.
+_LUA_BYTES = 256 * 1024
+
 
 class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     """Sessions in Redis, each a list of JSON messages; safe for many processes at once.
@@ -116,10 +174,14 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     arguments, positional or by keyword, as for
     :class:`agentmem.services.memory.redis.RedisMemoryService`.
 
-    Appends are one Lua script: ``RPUSH`` (then ``LTRIM`` to the newest
-    ``max_messages_per_session``), registration of the session in the user's index and
-    its expiry, all atomic and O(messages appended), whatever the session's length.
-    ``list_sessions`` reads the user's index, never scans keys.
+    An append is one Lua script (for a large batch, a plain ``RPUSH`` and a script in
+    one MULTI transaction, so the messages do not pass through Lua): ``RPUSH``
+    (then ``LTRIM`` to the newest ``max_messages_per_session``), registration of the
+    session in the user's index and its expiry, all atomic and O(messages appended),
+    whatever the session's length. A
+    message whose id the session already holds is not stored again, so a retried append
+    (by redis-py after a timeout, or by the caller after an error) stores each message
+    once. ``list_sessions`` reads the user's index, never scans keys.
 
     ``ttl_seconds`` (default None: never expire) applies per session: when set, a
     session expires as a whole, messages and index entry together, ``ttl_seconds`` after
@@ -133,6 +195,7 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     """
 
     scripts = _SCRIPTS
+    capabilities = frozenset({Capability.IDEMPOTENT_WRITES})
     agentscope_parameters = AGENTSCOPE_PARAMETERS
 
     def __init__(
@@ -151,15 +214,24 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
             max_messages_per_session=max_messages_per_session,
         )
 
-    async def _run(self, script: str, user_id: str, session_id: str | None, *extra: Any) -> Any:
-        """Run ``script`` with the user's keys (and the session's), the TTL and ``extra``."""
+    def _keys(self, user_id: str, session_id: str | None) -> list[str]:
+        """The user's keys, and the session's where ``session_id`` is given."""
         names = ["hist:index", "hist:deadlines", "hist:meta"]
-        args: list[Any] = [self.ttl_ms]
         if session_id is not None:
             encoded = encode_id(session_id)
-            names.append(f"hist:messages:{encoded}")
-            args.append(encoded)
-        return await self.run_script(script, self.keys.user(user_id, *names), args + list(extra))
+            names += [f"hist:messages:{encoded}", f"hist:ids:{encoded}"]
+        return self.keys.user(user_id, *names)
+
+    def _args(self, session_id: str | None, *extra: Any) -> list[Any]:
+        """The TTL, the encoded session (where given) and ``extra``: every script's ARGV."""
+        session = [] if session_id is None else [encode_id(session_id)]
+        return [self.ttl_ms, *session, *extra]
+
+    async def _run(self, script: str, user_id: str, session_id: str | None, *extra: Any) -> Any:
+        """Run ``script`` with the user's keys (and the session's), the TTL and ``extra``."""
+        return await self.run_script(
+            script, self._keys(user_id, session_id), self._args(session_id, *extra)
+        )
 
     @override
     async def _create_session(self, user_id: str, session_id: str) -> None:
@@ -167,8 +239,13 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
 
     @override
     async def _read_messages(self, user_id: str, session_id: str) -> list[Message]:
+        keys = self._keys(user_id, session_id)
+        # The messages come from a plain LRANGE beside the script, not through Lua.
+        stored, alive = await self.transaction(
+            [("LRANGE", keys[3], 0, -1)], "get", keys, self._args(session_id)
+        )
         messages = []
-        for position, value in enumerate(await self._run("get", user_id, session_id)):
+        for position, value in enumerate(stored if alive else []):
             try:
                 messages.append(Message.model_validate_json(value))
             except ValidationError as exc:
@@ -190,10 +267,11 @@ class RedisSessionHistoryService(RedisServiceBase, SessionHistoryService):
     async def _append_messages(
         self, user_id: str, session_id: str, messages: list[Message]
     ) -> None:
-        await self._run(
-            "append",
-            user_id,
-            session_id,
-            self.max_messages,
-            *(item.__pydantic_serializer__.to_json(item) for item in messages),
-        )
+        payloads = [item.__pydantic_serializer__.to_json(item) for item in messages]
+        keys = self._keys(user_id, session_id)
+        args = self._args(session_id, self.max_messages, len(messages))
+        args += [item.id for item in messages]
+        if sum(map(len, payloads)) <= _LUA_BYTES:
+            await self.run_script("append", keys, args + payloads)
+        else:
+            await self.transaction([("RPUSH", keys[3], *payloads)], "append_pushed", keys, args)

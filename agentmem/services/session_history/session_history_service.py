@@ -13,10 +13,27 @@ from typing import Any
 from agentmem._validation import check_id, check_messages, new_session_id
 from agentmem.errors import InvalidArgumentError
 from agentmem.schemas.agent_schemas import Message
+from agentmem.schemas.display import Column, DisplayList, Table
 from agentmem.schemas.session import Session
 from agentmem.services.base import ServiceWithLifecycleManager
 
-__all__ = ["SessionHistoryService", "check_session"]
+__all__ = ["SessionHistoryService", "SessionList", "check_session"]
+
+
+class SessionList(DisplayList[Session]):
+    """Sessions returned by :meth:`SessionHistoryService.list_sessions`: a list, shown
+    as a table in Jupyter."""
+
+    def table(self) -> Table:
+        """Position, id and user of each session (listed without their messages)."""
+        return Table(
+            [Column("#", "number"), Column("session", "code"), Column("user", "code")],
+            [
+                [str(position), session.id, session.user_id]
+                for position, session in enumerate(self, start=1)
+            ],
+            empty="No sessions.",
+        )
 
 
 def check_session(session: object) -> Session:
@@ -70,12 +87,12 @@ class SessionHistoryService(ServiceWithLifecycleManager):
         with self._mapped("delete session"):
             await self._delete_session(user_id, session_id)
 
-    async def list_sessions(self, user_id: str) -> list[Session]:
+    async def list_sessions(self, user_id: str) -> SessionList:
         """The user's sessions, in creation order, without their messages."""
         check_id(user_id, "user_id")
         with self._mapped("list sessions"):
             ids = await self._list_session_ids(user_id)
-        return [Session(id=session_id, user_id=user_id) for session_id in ids]
+        return SessionList(Session(id=session_id, user_id=user_id) for session_id in ids)
 
     async def delete_user_sessions(self, user_id: str) -> None:
         """Delete every session of the user (AgentScope Runtime 1.0's name)."""
@@ -90,7 +107,9 @@ class SessionHistoryService(ServiceWithLifecycleManager):
         """Append one message or a list of them, in order, to the stored session.
 
         The messages are also appended to ``session.messages``, so the caller's object
-        stays in step. A session that is not stored yet is stored with them.
+        stays in step. A session that is not stored yet is stored with them. With
+        :attr:`~agentmem.Capability.IDEMPOTENT_WRITES`, a message whose id the session
+        already holds is not stored again, so a call that raised may be retried.
         """
         check_session(session)
         # Not copied: backends store what the messages hold, and the caller's session

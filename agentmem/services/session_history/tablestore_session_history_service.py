@@ -48,7 +48,9 @@ def _created_at(row: Any) -> int:
 
 
 class TablestoreSessionHistoryService(SessionHistoryService):
-    """Sessions and messages in two Tablestore tables; needs ``agentmem[tablestore]``.
+    """Sessions and messages in two Tablestore tables.
+
+    Needs ``agentmem-services[tablestore]``.
 
     Give either ``tablestore_client`` (an ``AsyncOTSClient``, borrowed: the service
     never closes it) or ``end_point``, ``instance_name``, ``access_key_id`` and

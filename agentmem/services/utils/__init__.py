@@ -57,7 +57,7 @@ def id_key(*parts: str) -> str:
 
 def import_extra(feature: str, extra: str, *modules: str) -> Any:
     """Import ``modules`` and return the first; MissingExtraError naming
-    ``agentmem[extra]`` if one is not installed."""
+    ``agentmem-services[extra]`` if one is not installed."""
     try:
         imported = [importlib.import_module(module) for module in modules]
     except ImportError as exc:

@@ -7,6 +7,7 @@ which :func:`agentmem.testing.conformance_suite` provides.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 from agentmem.errors import InvalidArgumentError, UnsupportedOperationError
 from agentmem.limits import MAX_ID_LENGTH
 from agentmem.schemas.agent_schemas import DataContent, Message, MessageType, TextContent
+from agentmem.search.ranking import query_terms
 from agentmem.services.base import Capability
 from agentmem.services.memory.memory_service import MemoryService
 from agentmem.testing.conformance._support import lacking, require, text_message, texts
@@ -192,6 +194,60 @@ class MemoryConformance:
         assert found[0] == "My dog Rex loves the park and my dog sleeps a lot"
         assert "Completely unrelated words here" not in found
         assert set(found[1:]) == {"The dog barked at the mailman", "We visited the park yesterday"}
+
+    async def test_explained_scores_add_up_and_name_text_and_context(
+        self, memory_service: MemoryService
+    ) -> None:
+        require(memory_service, Capability.RANKED_SEARCH)
+        await memory_service.add_memory(
+            "u1",
+            [
+                text_message("What did you paint last weekend?"),
+                text_message("A sunrise over the lake, I paint it every summer"),
+                text_message("Lovely!"),
+                text_message("The lake froze in winter"),
+            ],
+        )
+        query = "what did you paint by the lake?"
+        hits = await memory_service.search_memory_hits("u1", query, explain=True)
+        plain = await memory_service.search_memory_hits("u1", query)
+        assert [(hit.message.id, hit.score) for hit in hits] == [
+            (hit.message.id, hit.score) for hit in plain
+        ]
+        assert all(hit.explanation is None for hit in plain)
+        for hit in hits:
+            explanation = hit.explanation
+            assert explanation is not None and explanation.score == hit.score
+            parts = [part.points for part in explanation.terms] + [explanation.semantic]
+            assert math.fsum(parts) == pytest.approx(hit.score, rel=1e-9, abs=1e-12)
+            assert {part.term for part in explanation.terms} <= set(query_terms(query))
+        by_text = {hit.message.get_text_content(): hit.explanation for hit in hits}
+        sunrise = by_text["A sunrise over the lake, I paint it every summer"]
+        assert sunrise is not None
+        paint = next(part for part in sunrise.terms if part.term == "paint")
+        # It holds "paint" itself and next to the question holding it too.
+        assert paint.text > 0 and paint.context > 0
+
+    async def test_without_ranked_search_explaining_is_refused(
+        self, memory_service: MemoryService
+    ) -> None:
+        lacking(memory_service, Capability.RANKED_SEARCH)
+        await memory_service.add_memory("u1", [text_message("tea")])
+        with pytest.raises(UnsupportedOperationError):
+            await memory_service.search_memory_hits("u1", "tea", explain=True)
+
+    async def test_plain_string_content_is_one_text_part(
+        self, memory_service: MemoryService
+    ) -> None:
+        await memory_service.add_memory("u1", {"role": "user", "content": "I moved to Lisbon"})
+        [stored] = await memory_service.list_memory("u1")
+        assert [part.model_dump() for part in stored.content or ()] == [
+            TextContent(text="I moved to Lisbon").model_dump()
+        ]
+        found = await memory_service.search_memory(
+            "u1", [{"role": "user", "content": "Where is Lisbon?"}]
+        )
+        assert texts(found) == ["I moved to Lisbon"]
 
     async def test_search_ties_put_newer_first(self, memory_service: MemoryService) -> None:
         require(memory_service, Capability.RANKED_SEARCH)
@@ -375,6 +431,20 @@ class MemoryConformance:
         with pytest.raises(InvalidArgumentError) as raised:
             await memory_service.get_query_text(42)  # type: ignore[arg-type]
         assert raised.value.field == "message"
+
+    async def test_a_retried_add_stores_each_message_once(
+        self, memory_service: MemoryService
+    ) -> None:
+        require(memory_service, Capability.IDEMPOTENT_WRITES)
+        batch = [text_message("tea first"), text_message("tea second")]
+        await memory_service.add_memory("u1", batch, session_id="s")
+        await memory_service.add_memory("u1", [*batch, text_message("tea third")], session_id="s")
+        # The same message in another session is another memory.
+        await memory_service.add_memory("u1", batch[:1], session_id="t")
+        listed = await memory_service.list_memory("u1", {"session_id": "s"})
+        assert texts(listed) == ["tea first", "tea second", "tea third"]
+        assert len(await memory_service.list_memory("u1")) == 4
+        assert len(await memory_service.search_memory("u1", "tea")) == 4
 
     async def test_created_at_is_stored(self, memory_service: MemoryService) -> None:
         require(memory_service, Capability.CREATION_TIME)

@@ -12,10 +12,11 @@ import pytest
 
 from agentmem.errors import InvalidArgumentError
 from agentmem.limits import MAX_ID_LENGTH
-from agentmem.schemas.agent_schemas import Message
+from agentmem.schemas.agent_schemas import Message, TextContent
 from agentmem.schemas.session import Session
+from agentmem.services.base import Capability
 from agentmem.services.session_history.session_history_service import SessionHistoryService
-from agentmem.testing.conformance._support import text_message, texts
+from agentmem.testing.conformance._support import require, text_message, texts
 
 __all__ = ["SessionHistoryConformance"]
 
@@ -62,6 +63,16 @@ class SessionHistoryConformance:
         assert all(isinstance(message, Message) for message in stored.messages)
         assert [m.role for m in stored.messages] == ["user", "user", "assistant"]
 
+    async def test_plain_string_content_is_one_text_part(
+        self, session_service: SessionHistoryService
+    ) -> None:
+        session = await session_service.create_session("u1")
+        await session_service.append_message(session, {"role": "user", "content": "hello"})
+        stored = await session_service.get_session("u1", session.id)
+        assert [part.model_dump() for part in stored.messages[0].content or ()] == [
+            TextContent(text="hello").model_dump()
+        ]
+
     async def test_session_message_fields_survive_storage(
         self, session_service: SessionHistoryService
     ) -> None:
@@ -95,6 +106,17 @@ class SessionHistoryConformance:
         listed = await session_service.list_sessions("u1")
         assert sorted(s.id for s in listed) == ["one", "two"]
         assert all(s.messages == [] and s.user_id == "u1" for s in listed)
+
+    async def test_a_retried_append_stores_each_message_once(
+        self, session_service: SessionHistoryService
+    ) -> None:
+        require(session_service, Capability.IDEMPOTENT_WRITES)
+        first, second = text_message("first"), text_message("second")
+        await session_service.append_message(Session(id="s", user_id="u1"), [first, second])
+        await session_service.append_message(Session(id="s", user_id="u1"), [second, first])
+        await session_service.append_message(Session(id="s", user_id="u1"), text_message("third"))
+        stored = await session_service.get_session("u1", "s")
+        assert texts(stored.messages) == ["first", "second", "third"]
 
     async def test_delete_session(self, session_service: SessionHistoryService) -> None:
         session = await session_service.create_session("u1")

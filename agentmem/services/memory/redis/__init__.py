@@ -6,6 +6,7 @@
 - :mod:`.codec`: how messages, index entries, postings and vectors are stored as text;
 - :mod:`.index_view`: the ranking's view of one user's index;
 - :mod:`.vector_cache`: users' vectors kept in the process between semantic searches;
+- :mod:`.writes`: writes and removals, in one script or in bounded steps;
 - :mod:`.scripts`: the Lua scripts, kept as ``lua/*.lua`` package data.
 """
 

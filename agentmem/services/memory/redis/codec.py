@@ -6,10 +6,13 @@ fields::
     <doc id> <length> <session> <position> <terms> <created_at> <metadata JSON or nothing>
 
 ``<terms>`` are the memory's index terms, space-separated (the postings to remove when it
-goes); ``<created_at>`` is Unix seconds as Python's ``repr`` of the float, so it reads back
-exactly. A posting is 8 base64 digits: 5 of the doc id (30 bits) and 3 of the term's
-count in the memory (fixed width, so a reader can bisect). Anything that does not decode
-raises :class:`agentmem.errors.CorruptDataError`.
+goes), or ``+<chunks>`` for a memory written in steps, whose terms are in that many
+chunks of ``doc_terms``; ``<created_at>`` is Unix seconds as Python's ``repr`` of the
+float, so it reads back exactly; metadata longer than :data:`INLINE_METADATA` bytes is
+left in the message and the entry says ``@``, which keeps every entry small. A posting
+is 8 base64 digits: 5 of the doc id (30 bits) and 3 of the term's count in the memory
+(fixed width, so a reader can bisect). Anything that does not decode raises
+:class:`agentmem.errors.CorruptDataError`.
 """
 
 from __future__ import annotations
@@ -33,20 +36,29 @@ from agentmem.search.ranking import DocInfo
 from agentmem.services._redis import decode_id, text
 
 __all__ = [
+    "INLINE_METADATA",
     "MAX_TERM_COUNT",
     "Postings",
     "ascii_bytes",
     "decode_entry",
     "decode_message",
     "decode_vector",
+    "encode_posting",
     "encode_vector",
     "entry_tail",
+    "hidden_ranges",
+    "metadata_in_message",
     "stored_json",
     "vector_pairs",
 ]
 
 #: A term is counted at most this many times per memory (3 base64 digits hold 18 bits).
 MAX_TERM_COUNT = 0xFFFF
+#: Bytes of metadata JSON kept in an index entry; longer metadata is read from the
+#: message when a search filters on it.
+INLINE_METADATA = 1024
+# The metadata field of an entry whose metadata is in the message.
+_IN_MESSAGE = "@"
 # Read as a 4-byte and a 2-byte big-endian int, a posting's 6 bytes are
 # (id << 2 | count >> 16, count & 0xFFFF).
 _POSTING = struct.Struct(">IH")
@@ -78,7 +90,8 @@ def decode_message(doc_id: int | str, raw: bytes | str) -> Message:
 
 def entry_tail(created_at: float, metadata: Mapping[str, Any] | None) -> str:
     """The last two fields of an index entry (the script writes the others)."""
-    return repr(created_at) + "\t" + ("" if metadata is None else json.dumps(metadata))
+    stored = "" if metadata is None else json.dumps(metadata)
+    return repr(created_at) + "\t" + (stored if len(stored) <= INLINE_METADATA else _IN_MESSAGE)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -86,8 +99,14 @@ def _session_id(encoded: str) -> str:
     return decode_id(encoded)
 
 
+def metadata_in_message(raw: bytes | str) -> bool:
+    """Whether an index entry leaves the memory's metadata in its message."""
+    return text(raw).endswith("\t" + _IN_MESSAGE)
+
+
 def decode_entry(raw: bytes | str) -> DocInfo:
-    """The :class:`DocInfo` in a memory's index entry."""
+    """The :class:`DocInfo` in a memory's index entry; its metadata is None where the
+    entry leaves it in the message (see :func:`metadata_in_message`)."""
     entry = text(raw)
     try:
         doc_id, length, session, position, _, created_at, metadata = entry.split("\t", 6)
@@ -96,7 +115,7 @@ def decode_entry(raw: bytes | str) -> DocInfo:
             int(length),
             _session_id(session),
             float(created_at),
-            json.loads(metadata) if metadata else None,
+            json.loads(metadata) if metadata and metadata != _IN_MESSAGE else None,
             position=int(position),
         )
     except ValueError as exc:
@@ -104,9 +123,36 @@ def decode_entry(raw: bytes | str) -> DocInfo:
         raise CorruptDataError(f"the index entry of memory {doc!r} cannot be decoded") from exc
 
 
+def hidden_ranges(flat: Sequence[Any]) -> list[tuple[int, int]]:
+    """The doc ids, as ascending inclusive ranges, whose postings searches ignore, from a
+    flat HGETALL of a user's ``pending`` hash: those reserved by writes in steps not
+    committed yet, and those of removed memories whose postings are still being purged.
+    """
+    found: list[tuple[int, int]] = []
+    for at in range(0, len(flat), 2):
+        field = text(flat[at])
+        if field.startswith("w:"):
+            reserved, count = map(int, text(flat[at + 1]).split(" ", 2)[:2])
+            found.append((reserved, reserved + count - 1))
+        elif field.startswith("p:"):
+            found.append((int(field[2:]), int(field[2:])))
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(found):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return merged
+
+
 def ascii_bytes(value: bytes | str) -> bytes:
     """A Redis reply holding ASCII text as bytes, whether or not the client decodes."""
     return value if isinstance(value, bytes) else value.encode("ascii")
+
+
+def encode_posting(doc_id: int, count: int) -> str:
+    """A posting as stored: the doc id's 5 base64 digits, then the count's 3."""
+    return base64.b64encode(_POSTING.pack(doc_id << 2 | count >> 16, count & 0xFFFF)).decode()
 
 
 class Postings(Mapping[int, int]):
@@ -123,6 +169,22 @@ class Postings(Mapping[int, int]):
         self._packed = base64.b64decode(raw, validate=True)
         self._size = len(self._packed) // _POSTING.size
         self._heads: array[int] | None = None
+
+    def without(self, ranges: Sequence[tuple[int, int]]) -> Postings:
+        """These postings but those of doc ids in the inclusive ``ranges`` (ascending,
+        disjoint): the memories a search must not see yet, or any more."""
+        heads, width = self._sorted_heads(), _POSTING.size
+        kept, start = [], 0
+        for first, last in ranges:
+            low = bisect.bisect_left(heads, first << 2, start)
+            high = bisect.bisect_left(heads, (last + 1) << 2, low)
+            kept.append(self._packed[start * width : low * width])
+            start = high
+        kept.append(self._packed[start * width :])
+        result = Postings(b"")
+        result._packed = b"".join(kept)
+        result._size = len(result._packed) // width
+        return result
 
     def _sorted_heads(self) -> array[int]:
         """The first 4 bytes of every posting as ints (doc id << 2 | count >> 16), which

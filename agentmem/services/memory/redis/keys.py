@@ -37,8 +37,9 @@ class UserKeys:
     #: Sorted set: each memory's index entry (:mod:`codec`), scored by its doc id; found
     #: by score, chronological pages by rank.
     order: str
-    #: Sorted set, all scores 0: ``"<session>:<position, 12 digits>:<doc id>"``, each
-    #: session's memories in order: session pages by rank, neighbours by lexical range.
+    #: Sorted set, all scores 0: ``"<session>:<position, 12 digits>:<doc id>:<message
+    #: id>"``, each session's memories in order: session pages by rank, neighbours by
+    #: lexical range.
     by_session: str
     #: Hash: term -> postings in doc id order (:class:`codec.Postings`); ``"<term>\\t"``
     #: -> the newest postings, moved to ``"<term>"`` in chunks, so an append rewrites at
@@ -52,6 +53,18 @@ class UserKeys:
     #: Sorted set: the user's sessions (encoded), scored in the order first used; a
     #: session leaves when its memories are deleted.
     session_ids: str
+    #: Set: ``"<session>:<message id>"`` of every memory stored, so a retried add
+    #: stores no message twice in a session.
+    message_ids: str
+    #: Hash: work in progress. ``"w:<token>"`` -> ``"<first doc id> <count> <flags>
+    #: <ms>"``, a write in steps that reserved those doc ids (``flags``: per message of
+    #: the call, 1 if new) and last progressed at ``ms``; ``"p:<doc id>"`` -> the next
+    #: chunk of ``doc_terms`` whose postings of a removed memory are still to delete.
+    #: Searches ignore the postings of all these doc ids.
+    pending: str
+    #: Hash: ``"<doc id>:<chunk>"`` -> space-separated index terms of a memory written
+    #: in steps (its index entry says ``+<chunks>``) or removed in steps.
+    doc_terms: str
 
     @classmethod
     def of(cls, keys: RedisKeys, user_id: str) -> UserKeys:
@@ -64,8 +77,12 @@ class UserKeys:
 
 
 _FIELDS = tuple(field.name for field in fields(UserKeys))
-# Key names are field names, but by_session's, which kept the name of data stored before.
-_KEY_NAMES = tuple(MEMORY_KIND + {"by_session": "session"}.get(name, name) for name in _FIELDS)
+# Key names are field names, but by_session's, which kept the name of data stored
+# before, and message_ids', which is short.
+_KEY_NAMES = tuple(
+    MEMORY_KIND + {"by_session": "session", "message_ids": "ids"}.get(name, name)
+    for name in _FIELDS
+)
 
 #: The Lua statement that puts each key into a local named as its field.
 LUA_KEY_LOCALS = f"local {', '.join(_FIELDS)} = unpack(KEYS)\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +28,7 @@ from agentmem.services._redis import (
     encode_id,
     text,
 )
+from agentmem.services.base import Capability
 from agentmem.services.memory.memory_service import MemoryHit, MemoryRecord, MemoryService
 from agentmem.services.memory.redis.codec import (
     MAX_TERM_COUNT,
@@ -42,8 +42,13 @@ from agentmem.services.memory.redis.index_view import UserIndexView
 from agentmem.services.memory.redis.keys import MEMORY_KIND, UserKeys
 from agentmem.services.memory.redis.scripts import SCRIPTS
 from agentmem.services.memory.redis.vector_cache import VectorCache
+from agentmem.services.memory.redis.writes import MemoryWriter, NewMemory
 
 __all__ = ["RedisMemoryService"]
+
+# Reads of a page whose memories are deleted meanwhile, before a missing message counts
+# as damaged data.
+_PAGE_READS = 3
 
 
 class RedisMemoryService(RedisServiceBase, MemoryService):
@@ -75,9 +80,15 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
       user costs 4 bytes per dimension per memory and per distinct term (about 1.5 KB
       each with all-MiniLM-L6-v2's 384). 0 reads every vector on every search.
 
-    Each ``add_memory`` is one Lua script that stores the messages and updates the user's
-    postings, counters and session indexes together, so a search never sees half a write
-    and the cost does not grow with the stored history. Search ranks with
+    An ``add_memory`` stores the messages and updates the user's postings, counters and
+    session indexes in one Lua script, or, for a larger batch than one script takes
+    (:data:`~agentmem.services.memory.redis.writes.STEP_TERMS` index terms,
+    :data:`~agentmem.services.memory.redis.writes.STEP_BYTES` bytes), in steps of that
+    size made visible together by a last one: a search never sees half a write,
+    no script keeps Redis busy for more than a few ms, and the cost does not grow with
+    the stored history. A message id is stored once per session, so a retried add (by
+    redis-py after a timeout, or by the caller after an error) stores nothing twice; a
+    batch that repeats an id stores its first message of that id. Search ranks with
     :mod:`agentmem.search.ranking` over postings read for the query's terms only, so it
     returns what the in-memory backend returns for the same data. A page of
     ``list_memory`` costs O(log n + page size). ``clear_all_memory`` is an admin
@@ -88,6 +99,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
     """
 
     scripts = SCRIPTS
+    capabilities = MemoryService.capabilities | {Capability.IDEMPOTENT_WRITES}
     agentscope_parameters = AGENTSCOPE_PARAMETERS
 
     def __init__(
@@ -145,23 +157,28 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         self, user_id: str, session_id: str, messages: list[Message], created_at: float
     ) -> None:
         keys = self.user_keys(user_id)
+        # A message id is stored once per session: a repeated one is the same message.
+        first: dict[str, Message] = {}
+        for message in messages:
+            first.setdefault(message.id, message)
+        messages = list(first.values())
         texts = [message.searchable_text() for message in messages]
         # Embedded before anything is stored, so a failing embedder stores nothing.
         vectors, vocabulary = await self._vectors(keys, texts)
-        args: list[Any] = [
-            self.ttl_ms,
-            self.max_messages,
-            encode_id(session_id),
-            len(messages),
-            uuid.uuid4().hex,
-        ]
+        memories = []
         for message, searchable, vector in zip(messages, texts, vectors, strict=True):
             counts = term_counts(searchable)
-            tail = entry_tail(created_at, message.metadata)
-            args += [stored_json(message), tail, sum(counts.values()), vector, len(counts)]
-            for term, count in counts.items():
-                args += [term, min(count, MAX_TERM_COUNT)]
-        await self.run_script("add", keys.all(), args + vocabulary)
+            memories.append(
+                NewMemory(
+                    message_id=message.id,
+                    stored=stored_json(message),
+                    tail=entry_tail(created_at, message.metadata),
+                    length=sum(counts.values()),
+                    vector=vector,
+                    counts=[(term, min(count, MAX_TERM_COUNT)) for term, count in counts.items()],
+                )
+            )
+        await MemoryWriter(self, keys).add(encode_id(session_id), memories, vocabulary)
 
     @override
     async def _search_memories(
@@ -201,24 +218,34 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
     @override
     async def _list_memories(self, user_id: str, page: ListFilters) -> list[MemoryRecord]:
         session = "" if page.session_id is None else encode_id(page.session_id)
-        raw = await self.run_script(
-            "page",
-            self.user_keys(user_id).all(),
-            [self.ttl_ms, page.offset, page.page_size, session],
-        )
-        records = []
-        for at in range(0, len(raw), 2):
-            info = decode_entry(raw[at])
-            if raw[at + 1] is None:
-                raise CorruptDataError(f"memory {info.doc_id} is indexed but has no message")
-            records.append(
-                MemoryRecord(
-                    message=decode_message(info.doc_id, raw[at + 1]),
-                    session_id=info.session_id,
-                    created_at=datetime.fromtimestamp(info.created_at, UTC),
+        keys = self.user_keys(user_id)
+        # A memory deleted between reading the page and reading its message makes the
+        # page be read again; one still without a message then is damaged data.
+        for _ in range(_PAGE_READS):
+            infos = [
+                decode_entry(entry)
+                for entry in await self.run_script(
+                    "page", keys.all(), [self.ttl_ms, page.offset, page.page_size, session]
                 )
+            ]
+            if not infos:
+                return []
+            async with self.redis() as client:
+                raw = await client.hmget(keys.docs, [info.doc_id for info in infos])
+            found = [value for value in raw if value is not None]
+            if len(found) == len(infos):
+                break
+        else:
+            missing = [info.doc_id for info, value in zip(infos, raw, strict=True) if value is None]
+            raise CorruptDataError(f"memory {missing[0]} is indexed but has no message")
+        return [
+            MemoryRecord(
+                message=decode_message(info.doc_id, value),
+                session_id=info.session_id,
+                created_at=datetime.fromtimestamp(info.created_at, UTC),
             )
-        return records
+            for info, value in zip(infos, found, strict=True)
+        ]
 
     @override
     async def _list_memory_sessions(self, user_id: str) -> list[str]:
@@ -232,7 +259,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             async with self.redis() as client:
                 await client.unlink(*keys.all())
             return
-        await self.run_script("delete_session", keys.all(), [encode_id(session_id)])
+        await MemoryWriter(self, keys).delete_session(encode_id(session_id))
 
     @override
     async def _clear_all(self) -> None:

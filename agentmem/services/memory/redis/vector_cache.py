@@ -15,7 +15,7 @@ from typing import Any
 from agentmem.errors import CorruptDataError
 from agentmem.search.embeddings import StoredVectors, TermVectors
 from agentmem.services._redis import RedisServiceBase, text
-from agentmem.services.memory.redis.codec import decode_vector, vector_pairs
+from agentmem.services.memory.redis.codec import decode_vector, hidden_ranges, vector_pairs
 from agentmem.services.memory.redis.keys import UserKeys
 
 __all__ = ["VectorCache", "VectorSnapshot"]
@@ -72,12 +72,20 @@ class VectorCache:
         except (IndexError, ValueError) as exc:
             raise CorruptDataError("the vector state of a user cannot be decoded") from exc
         if mode == "full" or cached is None:
+            try:
+                hidden = hidden_ranges(reply[6])
+            except (IndexError, ValueError) as exc:
+                raise CorruptDataError("the pending work of a user cannot be decoded") from exc
             snapshot = VectorSnapshot(
                 epoch,
                 removed,
                 next_id,
                 StoredVectors.from_pairs(
-                    sorted((int(doc_id), vector) for doc_id, vector in vector_pairs(reply[4]))
+                    sorted(
+                        (int(doc_id), vector)
+                        for doc_id, vector in vector_pairs(reply[4])
+                        if not any(first <= int(doc_id) <= last for first, last in hidden)
+                    )
                 ),
                 TermVectors.from_pairs(vector_pairs(reply[5])),
             )
@@ -109,6 +117,8 @@ class VectorCache:
             return cached
         vectors: list[tuple[int, Any]] = []
         unknown: set[str] = set()
+        # Memories written in steps (whose entries hold no terms) are never in a delta:
+        # their commit makes the next read a full one.
         for at in range(0, len(added), 3):
             if added[at + 1]:
                 vectors.append((int(added[at]), decode_vector(added[at + 1])))

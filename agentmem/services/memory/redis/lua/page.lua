@@ -1,5 +1,6 @@
 -- One page of memories in order. ARGV: ttl, offset, count, session ('': all sessions).
--- Returns the index entry and the message JSON of each memory, alternating.
+-- Returns the index entry of each memory; the caller reads the messages with a plain
+-- HMGET, which, unlike this script, does not copy them into Lua.
 local ttl_ms, offset, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local session = ARGV[4]
 local entries
@@ -20,11 +21,5 @@ else
   end
 end
 if #entries == 0 then return {} end
-local messages = call_chunked('HMGET', docs, ids_of_entries(entries))
-local reply = {}
-for i, entry in ipairs(entries) do
-  reply[#reply + 1] = entry
-  reply[#reply + 1] = messages[i]
-end
 expire_keys(ttl_ms)
-return reply
+return entries
