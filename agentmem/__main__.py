@@ -81,27 +81,19 @@ def _sandbox_server_arguments(parser: argparse.ArgumentParser) -> None:
         help='SandboxLimits fields as JSON, e.g. \'{"timeout_seconds": 60, "processes": 64}\'',
     )
     defaults = ServerLimits()
-    parser.add_argument(
-        "--max-request-bytes",
-        type=int,
-        default=defaults.max_request_bytes,
-        metavar="N",
-        help=f"larger request bodies get 413 ({defaults.max_request_bytes})",
-    )
-    parser.add_argument(
-        "--max-sandboxes",
-        type=int,
-        default=defaults.max_sandboxes,
-        metavar="N",
-        help=f"live sandboxes in all ({defaults.max_sandboxes}); more get 429",
-    )
-    parser.add_argument(
-        "--max-sandboxes-per-user",
-        type=int,
-        default=defaults.max_sandboxes_per_user,
-        metavar="N",
-        help=f"live sandboxes per user id ({defaults.max_sandboxes_per_user}); more get 429",
-    )
+    for flag, field, meaning in (
+        ("--max-request-bytes", "max_request_bytes", "larger request bodies get 413"),
+        ("--max-sandboxes", "max_sandboxes", "live sandboxes in all; more get 429"),
+        (
+            "--max-sandboxes-per-user",
+            "max_sandboxes_per_user",
+            "live sandboxes per user id; more get 429",
+        ),
+    ):
+        default = getattr(defaults, field)
+        parser.add_argument(
+            flag, type=int, default=default, metavar="N", help=f"{meaning} ({default})"
+        )
     parser.add_argument(
         "--import",
         dest="imports",

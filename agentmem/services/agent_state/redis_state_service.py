@@ -23,7 +23,7 @@ from agentmem.services._redis import (
     encode_id,
     text,
 )
-from agentmem.services.agent_state.state_service import StateService, next_round
+from agentmem.services.agent_state.state_service import StateService, decode_state, next_round
 
 __all__ = ["RedisStateService"]
 
@@ -284,13 +284,7 @@ class RedisStateService(RedisServiceBase, StateService):
             raise CorruptDataError(f"a large state stored in {where} has no JSON")
         if raw is None:
             return None
-        try:
-            state = json.loads(raw)
-        except ValueError as exc:
-            raise CorruptDataError(f"a state stored in {where} is not JSON") from exc
-        if not isinstance(state, dict):
-            raise CorruptDataError(f"a state stored in {where} is not a JSON object")
-        return state
+        return decode_state(raw, f"a state stored in {where}")
 
     @override
     async def _list_rounds(self, user_id: str, session_id: str) -> list[int]:

@@ -8,9 +8,8 @@ from typing import Any
 
 from typing_extensions import override
 
-from agentmem.errors import CorruptDataError
 from agentmem.services._sqlite import SQLiteServiceBase, write_transaction
-from agentmem.services.agent_state.state_service import StateService, next_round
+from agentmem.services.agent_state.state_service import StateService, decode_state, next_round
 
 __all__ = ["SQLiteStateService"]
 
@@ -73,14 +72,9 @@ class SQLiteStateService(SQLiteServiceBase, StateService):
         row = await self.run(lambda connection: connection.execute(sql, args).fetchone())
         if row is None:
             return None
-        stored = f"a state of session {session_id!r} of user {user_id!r} in {self.path}"
-        try:
-            state = json.loads(row[0])
-        except (TypeError, ValueError) as exc:
-            raise CorruptDataError(f"{stored} is not JSON") from exc
-        if not isinstance(state, dict):
-            raise CorruptDataError(f"{stored} is not a JSON object")
-        return state
+        return decode_state(
+            row[0], f"a state of session {session_id!r} of user {user_id!r} in {self.path}"
+        )
 
     @override
     async def _list_rounds(self, user_id: str, session_id: str) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from typing_extensions import override
 
 from agentmem._validation import check_id, check_round_id, check_state, session_or_default
-from agentmem.errors import InvalidArgumentError
+from agentmem.errors import CorruptDataError, InvalidArgumentError
 from agentmem.limits import MAX_ROUND_ID
 from agentmem.schemas.display import Column, DisplayList, Table
 from agentmem.services.base import Capability, InProcessLifecycle, ServiceWithLifecycleManager
@@ -51,6 +51,21 @@ def next_round(latest: int | None) -> int:
             "no next round: pass a round_id",
         )
     return chosen
+
+
+def decode_state(raw: str | bytes, stored: str) -> dict[str, Any]:
+    """A stored state read back; CorruptDataError when it is not a JSON object.
+
+    ``stored`` names the state in the error, e.g. ``"a state of session 's' of user
+    'u'"``.
+    """
+    try:
+        state = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(f"{stored} is not JSON") from exc
+    if not isinstance(state, dict):
+        raise CorruptDataError(f"{stored} is not a JSON object")
+    return state
 
 
 class StateService(ServiceWithLifecycleManager):

@@ -82,6 +82,12 @@ def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("the ranking waited on something other than the database")
 
 
+def _not_cached(doc_ids: Iterable[int], cache: Mapping[int, object]) -> tuple[list[int], list[int]]:
+    """The ids asked for, and those of them ``cache`` does not hold yet."""
+    wanted = list(doc_ids)
+    return wanted, [doc_id for doc_id in wanted if doc_id not in cache]
+
+
 def _info(row: Sequence[Any]) -> DocInfo:
     doc_id, length, session_id, position, created_at, metadata = row
     return DocInfo(
@@ -222,8 +228,7 @@ class _UserView:
         return {term: found[term] for term in terms if term in found}
 
     async def documents(self, doc_ids: Iterable[int]) -> Mapping[int, DocInfo]:
-        wanted = list(doc_ids)
-        missing = [doc_id for doc_id in wanted if doc_id not in self._infos]
+        wanted, missing = _not_cached(doc_ids, self._infos)
         if missing:
             rows = self._connection.execute(
                 f"SELECT {_INFO} FROM memory_docs AS n "
@@ -236,8 +241,7 @@ class _UserView:
         return {doc_id: self._infos[doc_id] for doc_id in wanted if doc_id in self._infos}
 
     async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
-        wanted = list(doc_ids)
-        missing = [doc_id for doc_id in wanted if doc_id not in self._near]
+        wanted, missing = _not_cached(doc_ids, self._near)
         if missing:
             # Each memory meets itself at distance 0, which brings its own DocInfo.
             rows = self._connection.execute(
