@@ -39,6 +39,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -276,13 +277,32 @@ def _migrate(connection: sqlite3.Connection, path: str) -> None:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _use_wal(connection: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch the file to WAL mode (it stays so), waiting up to ``busy_timeout``.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once,
+    without waiting, while another connection is switching it or creating the schema.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _open(path: str, busy_timeout: float, synchronous: Synchronous) -> sqlite3.Connection:
     # Autocommit (isolation_level=None): the services open every transaction themselves.
     connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     try:
-        # The file is checked before anything is written to it, WAL mode included.
-        version = _check_identity(connection, path)
-        connection.execute("PRAGMA journal_mode = WAL")
+        # The file is checked before anything is written to it, WAL mode included, in
+        # one read transaction: another process may be creating the schema meanwhile.
+        with read_transaction(connection):
+            version = _check_identity(connection, path)
+        _use_wal(connection, busy_timeout)
         connection.execute(f"PRAGMA synchronous = {synchronous}")
         # Up to 32 MiB of pages kept in the connection (SQLite's default is 2 MiB): the
         # postings and documents a search reads stay in memory between searches.

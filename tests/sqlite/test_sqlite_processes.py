@@ -7,12 +7,15 @@ lock of this process, keep their writes apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
+
+import pytest
 
 from agentmem import SQLiteMemoryService, SQLiteSessionHistoryService, SQLiteStateService
 from tests.helpers import text_message, texts
@@ -97,6 +100,28 @@ async def test_two_processes_of_100_writers_lose_nothing_and_duplicate_nothing(
         )
     # Every memory took its own place in the session.
     assert sorted(position for (position,) in positions) == list(range(total))
+    assert _integrity(path) == "ok"
+
+
+async def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -> None:
+    # They race to check the file, switch it to WAL mode and create the schema: each must
+    # see the file either empty or complete, and wait for the others rather than fail.
+    path = tmp_path / "new.db"
+    async with contextlib.AsyncExitStack() as stack:
+        workers = [
+            await stack.enter_async_context(_worker("writers", str(path), f"w{n}", "1"))
+            for n in range(8)
+        ]
+        for worker in workers:
+            assert worker.stdout is not None and worker.stderr is not None
+            line = await asyncio.wait_for(worker.stdout.readline(), 60)
+            if line != b"ready\n":
+                pytest.fail((await worker.stderr.read()).decode()[-2000:])
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(worker.communicate(b"go\n") for worker in workers)), 120
+        )
+    for worker, (_, errors) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, errors.decode()
     assert _integrity(path) == "ok"
 
 
