@@ -232,6 +232,15 @@ def _check_json_value(
             raise InvalidArgumentError(field, f"must be at most {max_bytes} bytes of JSON")
 
 
+def _invalid(exc: PydanticValidationError, field: str) -> InvalidArgumentError:
+    """Pydantic's first error, as the error of the place it names within ``field``."""
+    error = exc.errors()[0]
+    place: _Place = (None, field)
+    for part in error["loc"]:
+        place = (place, part)
+    return InvalidArgumentError(_path(place), error["msg"])
+
+
 def _check_size(encoded: bytes | str, field: str, max_bytes: int) -> None:
     size = len(encoded.encode("utf-8") if isinstance(encoded, str) else encoded)
     if size > max_bytes:
@@ -263,23 +272,16 @@ def check_messages(values: object, field: str = "messages", *, copy: bool = True
         raise InvalidArgumentError(
             field, f"must be at most {MAX_BATCH_MESSAGES} messages per call, got {len(items)}"
         )
-    parsed: list[Message] = []
+    copies: list[Message] = []
+    total = 0
     for position, item in enumerate(items):
         name = field if single else f"{field}[{position}]"
         try:
-            parsed.append(to_message(item))
+            message = to_message(item)
         except PydanticValidationError as exc:
-            error = exc.errors()[0]
-            place: _Place = (None, name)
-            for part in error["loc"]:
-                place = (place, part)
-            raise InvalidArgumentError(_path(place), error["msg"]) from None
+            raise _invalid(exc, name) from None
         except TypeError as exc:
             raise InvalidArgumentError(name, str(exc)) from None
-    copies: list[Message] = []
-    total = 0
-    for position, message in enumerate(parsed):
-        name = field if single else f"{field}[{position}]"
         check_id(message.id, f"{name}.id")
         _check_json_value(message, name, MAX_MESSAGE_BYTES)
         try:
@@ -316,7 +318,7 @@ def check_created_at(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        return _timestamp(value)
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         try:
             # Every backend reads its times back as datetimes: refuse what none can be.
@@ -382,12 +384,6 @@ def _filters(filters: object) -> dict[str, Any]:
     return dict(filters)
 
 
-def _invalid_filter(exc: PydanticValidationError) -> InvalidArgumentError:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return InvalidArgumentError(f"filters.{where}" if where else "filters", error["msg"])
-
-
 def parse_search_filters(filters: object) -> SearchFilters:
     """Validate the ``filters`` of ``search_memory``.
 
@@ -401,7 +397,7 @@ def parse_search_filters(filters: object) -> SearchFilters:
     try:
         model = _SearchFilterModel.model_validate(raw)
     except PydanticValidationError as exc:
-        raise _invalid_filter(exc) from None
+        raise _invalid(exc, "filters") from None
     _check_json_value(model.metadata, "filters.metadata", MAX_MESSAGE_BYTES)
     for name in ("start_time", "end_time", "min_score"):
         number = getattr(model, name)
@@ -424,7 +420,7 @@ def parse_list_filters(filters: object) -> ListFilters:
     try:
         page = ListFilters.model_validate(_filters(filters))
     except PydanticValidationError as exc:
-        raise _invalid_filter(exc) from None
+        raise _invalid(exc, "filters") from None
     if page.offset > MAX_LIST_OFFSET:
         raise InvalidArgumentError(
             "filters.page_num",

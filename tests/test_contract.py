@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from agentmem import (
+    Capability,
     DataContent,
     MemoryService,
     Message,
@@ -126,6 +127,9 @@ async def no_sessions(service: SessionHistoryService, user_id: str = USER) -> No
 async def no_states(service: StateService, user_id: str = USER) -> None:
     assert await service.list_states(user_id) == []
     assert await service.list_states(user_id, SESSION) == []
+    # Catches a round stored under any session, the rejected one included.
+    if Capability.LIST_SESSIONS in service.capabilities:
+        assert await service.list_session_ids(user_id) == []
 
 
 def message_with(**fields: Any) -> Message:

@@ -2,7 +2,7 @@
 
 The conformance suite checks on every backend that ranks that the parts add up to the
 score; these tests cover hybrid search (semantic part, expansion terms) on the
-in-memory and Redis backends, and what the explanation says and shows.
+in-memory, SQLite and Redis backends, and what the explanation says and shows.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from html.parser import HTMLParser
 
 import pytest
 
-from agentmem import InMemoryMemoryService, MemoryHit, MemoryService, RedisMemoryService
+from agentmem import (
+    InMemoryMemoryService,
+    MemoryHit,
+    MemoryService,
+    RedisMemoryService,
+    SQLiteMemoryService,
+)
 from agentmem.errors import InvalidArgumentError
 from agentmem.search.analysis import analyze
 from agentmem.search.ranking import ExplainedScore, ScoreExplanation, TermPoints
@@ -40,13 +46,18 @@ class SynonymEmbedder:
         return vectors
 
 
-@pytest.fixture(params=["in_memory", "redis"])
+@pytest.fixture(params=["in_memory", "sqlite", "redis"])
 async def hybrid_memory(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[MemoryService]:
     pytest.importorskip("numpy")
     if request.param == "in_memory":
         yield InMemoryMemoryService(embedder=SynonymEmbedder())
+        return
+    if request.param == "sqlite":
+        path = request.getfixturevalue("tmp_path") / "memory.db"
+        async with SQLiteMemoryService(path, embedder=SynonymEmbedder()) as sqlite:
+            yield sqlite
         return
     url = request.getfixturevalue("redis_url")
     prefix = unique_prefix()

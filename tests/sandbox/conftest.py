@@ -24,6 +24,7 @@ import pytest
 from agentmem.services.sandbox.cgroups import CgroupError, _find
 from agentmem.services.sandbox.isolation import bubblewrap_problem
 from agentmem.services.sandbox.models import SandboxLimits
+from agentmem.services.sandbox.storage import mounts
 from agentmem.services.sandbox_service import SandboxService
 
 LIMITS = SandboxLimits(
@@ -62,8 +63,7 @@ def _sandbox_processes(marker: bytes) -> list[str]:
 
 
 def _mounts_below(path: Path) -> list[str]:
-    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return [point for point in points if point.startswith(f"{path}/")]
+    return [str(point) for point, *_ in mounts() if point.is_relative_to(path) and point != path]
 
 
 def backend_cgroups(pid: int) -> list[Path]:

@@ -222,13 +222,16 @@ class RedisStateService(RedisServiceBase, StateService):
             f"state:tokens:{session}",
         )
 
+    def _args(self, session_id: str, round_id: int | None, *extra: Any) -> list[Any]:
+        """Every session script's ARGV: the TTL, the encoded session, the round and ``extra``."""
+        round_arg = "0" if round_id is None else str(round_id)
+        return [self.ttl_ms, encode_id(session_id), round_arg, *extra]
+
     async def _run(
         self, script: str, user_id: str, session_id: str, round_id: int | None, *extra: Any
     ) -> Any:
         keys = self._session_keys(user_id, session_id)
-        round_arg = "0" if round_id is None else str(round_id)
-        args = [self.ttl_ms, encode_id(session_id), round_arg, *extra]
-        return await self.run_script(script, keys, args)
+        return await self.run_script(script, keys, self._args(session_id, round_id, *extra))
 
     @override
     async def _save_state(
@@ -260,8 +263,7 @@ class RedisStateService(RedisServiceBase, StateService):
             return await self._run("save", user_id, session_id, round_id, encoded, token)
         keys = self._session_keys(user_id, session_id)
         body = f"~{token}"
-        round_arg = "0" if round_id is None else str(round_id)
-        args = [self.ttl_ms, encode_id(session_id), round_arg, f"@{body}", token]
+        args = self._args(session_id, round_id, f"@{body}", token)
         return (await self.transaction([("HSET", keys[1], body, encoded)], "save", keys, args))[-1]
 
     @override

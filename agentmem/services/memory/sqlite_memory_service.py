@@ -350,11 +350,7 @@ class SQLiteMemoryService(SQLiteServiceBase, MemoryService):
     async def _search_memories(
         self, user_id: str, query: str, filters: SearchFilters
     ) -> list[MemoryHit]:
-        if self._embedder is None:
-            return await self.run(
-                lambda connection: self._search(connection, user_id, query, filters, None)
-            )
-        embedded = await embed_query(self._embedder, query)
+        embedded = None if self._embedder is None else await embed_query(self._embedder, query)
         return await self.run(
             lambda connection: self._search(connection, user_id, query, filters, embedded)
         )

@@ -104,9 +104,8 @@ def process_children() -> dict[int, list[int]]:
     """Map of pid to its child pids, read from /proc."""
     children: dict[int, list[int]] = {}
     for pid in process_ids():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = Path(f"/proc/{pid}/stat").read_text()
-            ppid = int(text.rsplit(")", 1)[1].split()[1])
+        ppid = parent_of(pid)
+        if ppid is not None:
             children.setdefault(ppid, []).append(pid)
     return children
 
