@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from agentmem.errors import CorruptDataError
+from agentmem.schemas.agent_schemas import Message
 from agentmem.search.embeddings import StoredVectors, TermVectors
 from agentmem.search.ranking import CorpusStats, DocInfo
 from agentmem.services._redis import RedisServiceBase, text
@@ -43,6 +44,8 @@ class UserIndexView:
         self._infos: dict[int, DocInfo] = {}
         # Memories whose metadata is in their message, not read yet.
         self._unresolved: set[int] = set()
+        # Messages read for their metadata, kept so the hits need not read them again.
+        self._messages: dict[int, Message] = {}
         self._near: dict[int, list[int]] = {}
         self._vectors: VectorSnapshot | None = None
 
@@ -98,8 +101,22 @@ class UserIndexView:
                 # Deleted since its entry was read.
                 del self._infos[doc_id]
                 continue
-            metadata = decode_message(doc_id, value).metadata
-            self._infos[doc_id] = dataclasses.replace(self._infos[doc_id], metadata=metadata)
+            message = self._messages[doc_id] = decode_message(doc_id, value)
+            self._infos[doc_id] = dataclasses.replace(
+                self._infos[doc_id], metadata=message.metadata
+            )
+
+    async def messages(self, doc_ids: list[int]) -> dict[int, Message]:
+        """The stored messages of ``doc_ids`` that still exist, read once per search."""
+        missing = [doc_id for doc_id in doc_ids if doc_id not in self._messages]
+        if missing:
+            async with self._service.redis() as client:
+                raw = await client.hmget(self._keys.docs, missing)
+            for doc_id, value in zip(missing, raw, strict=True):
+                # None: deleted between reading the index and reading the message.
+                if value is not None:
+                    self._messages[doc_id] = decode_message(doc_id, value)
+        return {doc_id: self._messages[doc_id] for doc_id in doc_ids if doc_id in self._messages}
 
     async def neighbours(self, doc_ids: Iterable[int], radius: int) -> Mapping[int, Sequence[int]]:
         wanted = list(doc_ids)

@@ -196,18 +196,18 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
             )
         if not scored:
             return []
-        infos = await view.documents(hit.doc_id for hit in scored)
-        async with self.redis() as client:
-            raw = await client.hmget(keys.docs, [hit.doc_id for hit in scored])
+        doc_ids = [hit.doc_id for hit in scored]
+        infos = await view.documents(doc_ids)
+        messages = await view.messages(doc_ids)
         hits = []
-        for hit, value in zip(scored, raw, strict=True):
-            info = infos.get(hit.doc_id)
-            if value is None or info is None:
+        for hit in scored:
+            info, message = infos.get(hit.doc_id), messages.get(hit.doc_id)
+            if info is None or message is None:
                 # Deleted between reading the index and reading the message.
                 continue
             hits.append(
                 MemoryHit(
-                    message=decode_message(hit.doc_id, value),
+                    message=message,
                     score=hit.score,
                     session_id=info.session_id,
                     created_at=datetime.fromtimestamp(info.created_at, UTC),
