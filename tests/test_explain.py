@@ -67,7 +67,8 @@ async def hybrid_memory(
 
 
 def total(explanation: ScoreExplanation) -> float:
-    return math.fsum([*(part.points for part in explanation.terms), explanation.semantic])
+    parts = [part.points for part in explanation.terms]
+    return math.fsum([*parts, explanation.semantic, explanation.speaker])
 
 
 async def test_hybrid_parts_add_up_with_meaning_and_expansions(

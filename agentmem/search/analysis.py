@@ -5,6 +5,13 @@ whatever surface form it had: "Running", "runs" and "ran" of the same stem meet,
 does not matter, and contractions split into their word ("don't" -> "do"). Stop words
 are dropped so that a query made only of them ("what is my") matches nothing instead of
 everything.
+
+A memory whose text opens with a speaker's label, as chat transcripts do
+(``"Melanie: We went camping"``), also gets one *speaker term* per word of the label:
+the word's term behind :data:`SPEAKER_MARK` (``"@melani"``). The label's words stay
+text terms too. No word of a text can produce a term that starts with the mark, so a
+speaker term never meets a text term; the ranking uses them to tell what a person said
+from what was said to them (:mod:`agentmem.search.ranking`).
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ from functools import lru_cache
 
 import snowballstemmer
 
-__all__ = ["STOP_WORDS", "analyze", "index_words", "new_index_words", "term_counts"]
+__all__ = [
+    "SPEAKER_MARK",
+    "STOP_WORDS",
+    "analyze",
+    "index_words",
+    "new_index_words",
+    "speaker_terms",
+    "term_counts",
+]
 
 # Words too common in conversation to tell memories apart. English only: other
 # languages keep all their words, which costs ranking quality but never a match.
@@ -46,6 +61,14 @@ _NEGATION = re.compile(rf"n{_APOSTROPHE}t$")
 
 _stemmer = snowballstemmer.stemmer("english")
 
+#: What a speaker term starts with; index terms of words never do.
+SPEAKER_MARK = "@"
+# A speaker's label opens the text: up to 40 characters, then a colon and a space.
+_LABEL = re.compile(r"\s*([^:\n]{1,40}):\s")
+# Its words: one to three, each capitalised, as names and roles are ("Ann", "Dr. Lee",
+# "Mary-Jane O'Neil", "User"); "The plan was: go" opens with prose, not a label.
+_LABEL_WORD = re.compile(rf"[^\W\d_]+(?:[-.]|{_APOSTROPHE})?(?:[^\W\d_]+[-.]?)*")
+
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
@@ -71,9 +94,23 @@ def analyze(text: str) -> list[str]:
     return [_stem(word) for word in _words(text) if word not in STOP_WORDS]
 
 
+def speaker_terms(terms: Iterable[str]) -> list[str]:
+    """The speaker terms standing for index ``terms`` (as said by them)."""
+    return [SPEAKER_MARK + term for term in terms]
+
+
 def term_counts(text: str) -> Counter[str]:
-    """How often each index term occurs in ``text``."""
-    return Counter(analyze(text))
+    """How often each index term occurs in ``text``, with one speaker term for each
+    word of a speaker's label opening it (see above)."""
+    counts = Counter(analyze(text))
+    label = _LABEL.match(text)
+    if label:
+        words = label.group(1).split()
+        if len(words) <= 3 and all(
+            word[0].isupper() and _LABEL_WORD.fullmatch(word) for word in words
+        ):
+            counts.update(dict.fromkeys(speaker_terms(analyze(label.group(1))), 1))
+    return counts
 
 
 def index_words(text: str) -> dict[str, str]:

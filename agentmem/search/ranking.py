@@ -69,12 +69,25 @@ memories holding a rarer term, and the neighbours of those, are scored, like Luc
 common-terms query. When even those *seeds* are more than
 ``max(seeds_per_result * top_k, min_seeds)`` (3 and 30 by default), the best of them by a
 BM25L estimate that needs only the postings (no length normalisation, no context) are
-kept (on LoCoMo, recall is the same for any bound from 3 to 10 seeds per result);
-memories the filters exclude are dropped before that cut, so a narrow filter never loses
+kept; memories the filters exclude are dropped before that cut, so a narrow filter never loses
 its matches. This keeps a query's cost near a constant times ``top_k``, whatever
 the number of memories; on small indexes every holder is scored. Filters (session, time,
 metadata, ``min_score``) then select among the scored memories; a neighbour lends
 context whether or not the filters accept it. Equal scores rank the newer memory first.
+
+Speakers
+--------
+A memory whose text opens with a speaker's label (``"Melanie: We went camping"``) holds
+a *speaker term* for each word of the label (:func:`agentmem.search.analysis.term_counts`).
+A query naming the speaker asks, most of the time, about what that person said, not
+about what was said to them; yet the name is a text term of both ("Melanie: ..." and
+"Caroline: Thanks, Melanie!") and, held by half the memories of a two-person chat, weighs
+little. So a memory holding the speaker term of a query term scores
+``1 + speaker_boost`` times its score (:attr:`RankingParameters.speaker_boost`), in
+lexical and hybrid search alike. The boost only re-orders memories the ranking already
+scored. The search-quality guide of the documentation shows the sweep of the boost.
+Memories stored before speaker terms existed have none: exporting and importing the
+user indexes them.
 
 Hybrid (semantic) ranking
 -------------------------
@@ -83,7 +96,7 @@ cosine similarity (clipped at 0) to the lexical score divided by the best lexica
 of the query, so both parts are on a 0..1 scale. Candidates are the lexical ones plus the
 ``top_k`` memories nearest in meaning, which may share no term with the query. Adding
 normalised scores keeps how much better one memory is than another, which reciprocal
-rank fusion throws away; on LoCoMo it beat both that fusion and either part alone.
+rank fusion throws away.
 
 The embedding model also serves the lexical part, in two ways:
 
@@ -125,7 +138,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from agentmem.schemas.display import Column, Table
-from agentmem.search.analysis import analyze
+from agentmem.search.analysis import analyze, speaker_terms
 
 if TYPE_CHECKING:
     from agentmem.search.embeddings import StoredVectors, TermVectors
@@ -158,6 +171,8 @@ class RankingParameters:
     (an empty tuple switches context off). A term is common when held by more than
     ``common_fraction`` of the memories and more than ``common_min_postings`` of them. At
     most ``max(seeds_per_result * top_k, min_seeds)`` seeds are scored in full.
+    A memory said by a speaker the query names (see "Speakers" above) scores
+    ``1 + speaker_boost`` times its score (0 switches it off).
     ``semantic_weight`` is the weight of cosine similarity in :func:`hybrid_search`,
     which also adds, for each query term, up to ``expansion_terms`` of the user's terms
     whose words are at least ``expansion_similarity`` similar to the query word, each
@@ -170,6 +185,7 @@ class RankingParameters:
     context_weights: tuple[float, ...] = (0.35, 0.175)
     common_fraction: float = 0.25
     common_min_postings: int = 256
+    speaker_boost: float = 0.4
     semantic_weight: float = 1.0
     expansion_terms: int = 3
     expansion_similarity: float = 0.55
@@ -273,13 +289,15 @@ class ScoreExplanation:
 
     ``terms`` holds each index term that reached the memory, the query's own in query
     order, then expansion terms; ``semantic`` is the part of meaning (hybrid search:
-    ``semantic_weight`` times the cosine of query and memory, else 0). In Jupyter it
-    shows as a table.
+    ``semantic_weight`` times the cosine of query and memory, else 0); ``speaker`` is
+    what the memory gained by being said by a speaker the query names (else 0). In
+    Jupyter it shows as a table.
     """
 
     score: float
     terms: tuple[TermPoints, ...]
     semantic: float = 0.0
+    speaker: float = 0.0
 
     def summary(self) -> str:
         """The parts on one line, largest first: ``backhand 0.89 + tenni 0.25 (context
@@ -287,6 +305,8 @@ class ScoreExplanation:
         parts = [(part.points, _term_summary(part)) for part in self.terms]
         if self.semantic:
             parts.append((self.semantic, f"meaning {self.semantic:.2f}"))
+        if self.speaker:
+            parts.append((self.speaker, f"speaker {self.speaker:.2f}"))
         return " + ".join(text for _, text in sorted(parts, reverse=True))
 
     def table(self) -> Table:
@@ -303,6 +323,8 @@ class ScoreExplanation:
         ]
         if self.semantic:
             rows.append(["", "meaning", "", "", f"{self.semantic:.3f}"])
+        if self.speaker:
+            rows.append(["", "speaker", "", "", f"{self.speaker:.3f}"])
         rows.append(["", "score", "", "", f"{self.score:.3f}"])
         return Table(
             [
@@ -407,12 +429,15 @@ async def _lexical_scores(
     filters: SearchFilters,
     extra: Collection[int] = (),
     *,
+    speakers: Sequence[str] = (),
     context_candidates: bool = False,
     trace: dict[int, list[_Traced]] | None = None,
-) -> tuple[dict[int, float], dict[int, DocInfo]]:
-    """BM25F scores of the memories that hold a query term, and their :class:`DocInfo`.
+) -> tuple[dict[int, float], dict[int, DocInfo], set[int]]:
+    """BM25F scores of the memories that hold a query term, their :class:`DocInfo`, and
+    the ids of the memories said by a speaker the query names.
 
     ``weights`` maps each query term to the factor of its idf (1 for the query's own).
+    ``speakers`` are the speaker terms of the query's own terms.
     ``extra`` ids are scored too when they hold a term (the semantic candidates). With
     ``context_candidates``, a memory next to one holding a rarer term is scored even
     without a term of its own. ``trace``, when given, receives for each memory scored
@@ -420,9 +445,14 @@ async def _lexical_scores(
     they were added to the score.
     """
     limit = max(params.seeds_per_result * filters.top_k, params.min_seeds)
-    postings = {term: p for term, p in (await view.postings(list(weights))).items() if p}
+    # Speaker terms are read in the same call: a backend may fetch them in one trip.
+    read = await view.postings([*weights, *speakers])
+    said: set[int] = set()
+    for term in speakers:
+        said.update(read.get(term, ()))
+    postings = {term: p for term in weights if (p := read.get(term))}
     if not postings and not extra:
-        return {}, {}
+        return {}, {}, said
     stats = await view.corpus_stats()
     common_size = max(params.common_fraction * stats.doc_count, params.common_min_postings)
     selective = [(t, p) for t, p in postings.items() if len(p) <= common_size]
@@ -487,7 +517,7 @@ async def _lexical_scores(
                 candidates.update(doc_id for doc_id in reached if doc_id in term_postings)
     candidates.intersection_update(docs)
     if not candidates:
-        return {}, {}
+        return {}, {}, said
     average = stats.average_length or 1.0
     k1, b, delta = params.k1, params.b, params.delta
     for doc_id in candidates.difference(context):
@@ -533,7 +563,7 @@ async def _lexical_scores(
     if context_candidates:
         # Semantic candidates holding no term, and their neighbours, score nothing here.
         scores = {doc_id: score for doc_id, score in scores.items() if score > 0.0}
-    return scores, {doc_id: docs[doc_id] for doc_id in scores}
+    return scores, {doc_id: docs[doc_id] for doc_id in scores}, said
 
 
 # One term's part of a memory's lexical score: (term, points, share of the memory's text).
@@ -546,11 +576,13 @@ def _explained(
     expanded: Mapping[str, str],
     scale: float = 1.0,
     semantic: Mapping[int, float] | None = None,
+    unboosted: Mapping[int, float] | None = None,
 ) -> list[ScoredDoc]:
     """``hits`` with their scores explained by the ``trace`` of the lexical scoring.
 
     ``expanded`` maps expansion terms to the query term they expand; lexical points are
-    divided by ``scale``; ``semantic`` holds the semantic part of each hit.
+    divided by ``scale``; ``semantic`` holds the semantic part of each hit and
+    ``unboosted`` each score before the speaker boost.
     """
     explained = []
     for hit in hits:
@@ -560,7 +592,8 @@ def _explained(
             text = scaled * share
             terms.append(TermPoints(term, text, scaled - text, expanded.get(term)))
         meaning = semantic.get(hit.doc_id, 0.0) if semantic is not None else 0.0
-        explanation = ScoreExplanation(hit.score, tuple(terms), meaning)
+        before = unboosted.get(hit.doc_id, hit.score) if unboosted is not None else hit.score
+        explanation = ScoreExplanation(hit.score, tuple(terms), meaning, hit.score - before)
         explained.append(ScoredDoc(hit.doc_id, ExplainedScore(explanation)))
     return explained
 
@@ -593,11 +626,30 @@ async def lexical_search(
         return []
     params = params or RankingParameters()
     trace: dict[int, list[_Traced]] | None = {} if filters.explain else None
-    scores, docs = await _lexical_scores(
-        view, dict.fromkeys(terms, 1.0), params, filters, trace=trace
+    scores, docs, said = await _lexical_scores(
+        view,
+        dict.fromkeys(terms, 1.0),
+        params,
+        filters,
+        speakers=_speakers(terms, params),
+        trace=trace,
     )
-    best = _best(scores, docs, filters)
-    return best if trace is None else _explained(best, trace, {})
+    boosted = _boosted(scores, said, params)
+    best = _best(boosted, docs, filters)
+    return best if trace is None else _explained(best, trace, {}, unboosted=scores)
+
+
+def _speakers(terms: Sequence[str], params: RankingParameters) -> list[str]:
+    """The speaker terms whose memories the boost raises (none when it is off)."""
+    return speaker_terms(terms) if params.speaker_boost else []
+
+
+def _boosted(
+    scores: Mapping[int, float], said: Collection[int], params: RankingParameters
+) -> dict[int, float]:
+    """``scores`` with those of memories said by a speaker the query names raised."""
+    factor = 1.0 + params.speaker_boost
+    return {doc_id: score * factor if doc_id in said else score for doc_id, score in scores.items()}
 
 
 async def hybrid_search(
@@ -631,12 +683,19 @@ async def hybrid_search(
             weights[term] = weight
             expanded[term] = source
     trace: dict[int, list[_Traced]] | None = {} if filters.explain else None
-    scores, docs = (
+    scores, docs, said = (
         await _lexical_scores(
-            view, weights, params, filters, nearest, context_candidates=True, trace=trace
+            view,
+            weights,
+            params,
+            filters,
+            nearest,
+            speakers=_speakers(terms, params),
+            context_candidates=True,
+            trace=trace,
         )
         if weights
-        else ({}, {})
+        else ({}, {}, set())
     )
     missing = [doc_id for doc_id in nearest if doc_id not in docs]
     if missing:
@@ -651,8 +710,11 @@ async def hybrid_search(
         lexical = scores.get(doc_id, 0.0) / best_lexical
         semantic[doc_id] = params.semantic_weight * cosine
         fused[doc_id] = lexical + semantic[doc_id]
-    best = _best(fused, docs, filters)
-    return best if trace is None else _explained(best, trace, expanded, best_lexical, semantic)
+    boosted = _boosted(fused, said, params)
+    best = _best(boosted, docs, filters)
+    if trace is None:
+        return best
+    return _explained(best, trace, expanded, best_lexical, semantic, fused)
 
 
 def _expansions(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agentmem.search import STOP_WORDS, analyze, index_words, query_terms, term_counts
 
 
@@ -46,3 +48,39 @@ def test_index_words_name_each_term_by_its_first_word() -> None:
         "famili": "family",
     }
     assert list(index_words("the kids")) == query_terms("the kids")
+
+
+@pytest.mark.parametrize(
+    ("text", "speakers"),
+    [
+        ("Melanie: We went camping", {"@melani"}),
+        ("  Jon:\tsee you", {"@jon"}),
+        ("Dr. Ann Lee: hello", {"@dr", "@ann", "@lee"}),
+        ("User: I like tea", {"@user"}),
+        ("Zoë: ça va", {"@zoë"}),
+    ],
+)
+def test_a_speakers_label_gives_speaker_terms(text: str, speakers: set[str]) -> None:
+    counts = term_counts(text)
+    assert {term for term in counts if term.startswith("@")} == speakers
+    # The label's words stay text terms.
+    assert set(analyze(text)) <= set(counts)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "user: lower-case labels are prose",
+        "The plan was: go early",
+        "Caroline:no space after the colon",
+        "A B C D: four words are no label",
+        "R2D2: digits are no name",
+        "We met Melanie: she paints",
+    ],
+)
+def test_prose_before_a_colon_is_no_label(text: str) -> None:
+    assert not any(term.startswith("@") for term in term_counts(text))
+
+
+def test_no_word_gives_a_speaker_term() -> None:
+    assert not any(term.startswith("@") for term in analyze("@melanie mail @ home"))

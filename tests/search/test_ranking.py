@@ -171,3 +171,27 @@ async def test_a_long_memory_holding_every_query_term_beats_a_short_partial_one(
     long_one = "we drank tea with cake at the old harbour cafe yesterday"
     assert texts(await default.search_memory("u", "tea harbour")) == [long_one, "tea"]
     assert texts(await plain.search_memory("u", "tea harbour")) == ["tea", long_one]
+
+
+async def test_what_a_named_speaker_said_ranks_above_what_was_said_to_them() -> None:
+    # Equal words; only the order of the names differs.
+    service = await _service(
+        ["Anna: Thanks, Ben! I painted the lake"], ["Ben: Thanks, Anna! I painted the lake"]
+    )
+    hits = await service.search_memory_hits("u", "What did Anna paint?", explain=True)
+    assert [hit.message.get_text_content() for hit in hits] == [
+        "Anna: Thanks, Ben! I painted the lake",
+        "Ben: Thanks, Anna! I painted the lake",
+    ]
+    said, told = hits
+    assert said.score == pytest.approx(told.score * (1 + RankingParameters().speaker_boost))
+    assert said.explanation is not None and told.explanation is not None
+    assert said.explanation.speaker == pytest.approx(said.score - told.score)
+    assert told.explanation.speaker == 0.0
+    off = await _service(
+        ["Anna: Thanks, Ben! I painted the lake"],
+        ["Ben: Thanks, Anna! I painted the lake"],
+        ranking=RankingParameters(speaker_boost=0.0),
+    )
+    assert len({hit.score for hit in await off.search_memory_hits("u", "Anna paint")}) == 1
+

@@ -218,7 +218,8 @@ class MemoryConformance:
         for hit in hits:
             explanation = hit.explanation
             assert explanation is not None and explanation.score == hit.score
-            parts = [part.points for part in explanation.terms] + [explanation.semantic]
+            parts = [part.points for part in explanation.terms]
+            parts += [explanation.semantic, explanation.speaker]
             assert math.fsum(parts) == pytest.approx(hit.score, rel=1e-9, abs=1e-12)
             assert {part.term for part in explanation.terms} <= set(query_terms(query))
         by_text = {hit.message.get_text_content(): hit.explanation for hit in hits}
