@@ -33,8 +33,9 @@ the same messages: a :class:`~agentmem.Message` has its id from creation, a dict
 an ``"id"`` gets a new one on every call).
 
 Bounded work. Redis runs one script at a time, and every other client waits meanwhile.
-A script copies each argument and each reply into Lua (about 1 ms per MB), so bulky
-values go to Redis as plain commands inside a MULTI transaction next to a small script
+A script copies each argument and each reply into Lua, at a cost that grows with their
+size (``benchmarks/redis_bench.py`` times the largest writes), so bulky values go to
+Redis as plain commands inside a MULTI transaction next to a small script
 (:meth:`RedisServiceBase.transaction`), and work that grows with the data written (the
 index terms of a large memory) is done in steps of bounded size.
 """

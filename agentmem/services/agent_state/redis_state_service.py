@@ -35,7 +35,7 @@ _UNSETTLED = 1024
 # Reads of a large state whose round is saved again meanwhile, before giving up.
 _ATTEMPTS = 3
 # A state of more JSON bytes than this goes to Redis as a plain HSET, beside the "save"
-# script rather than through it: Lua would copy it in and out, about 2 ms per MB.
+# script rather than through it: Lua would copy it in and out.
 _LUA_BYTES = 256 * 1024
 
 # KEYS of the session scripts: the session's round ids (a sorted set, for the latest round

@@ -163,7 +163,8 @@ return redis.call('ZRANGE', index, 0, -1)
 }
 
 # Above this many bytes of JSON, an append sends its messages as a plain RPUSH (see
-# "append_pushed"): passing them through Lua would cost about 1 ms per MB of Redis's time.
+# "append_pushed"): passing them through Lua would cost Redis time in proportion to
+# their size.
 _LUA_BYTES = 256 * 1024
 
 
