@@ -92,9 +92,14 @@ user indexes them.
 Hybrid (semantic) ranking
 -------------------------
 With query and memory vectors, :func:`hybrid_search` adds ``semantic_weight`` times the
-cosine similarity (clipped at 0) to the lexical score divided by the best lexical score
-of the query, so both parts are on a 0..1 scale. Candidates are the lexical ones plus the
-``top_k`` memories nearest in meaning, which may share no term with the query. Adding
+memory's *meaning* to the lexical score divided by the best lexical score of the query,
+so both parts are on a 0..1 scale. The meaning is the cosine similarity of query and
+memory (clipped at 0) plus :attr:`RankingParameters.semantic_context` times the best
+cosine among the memory's neighbours, each weighted by its context weight relative to
+the turn next to it: the semantic counterpart of the lexical context field, for
+answers whose question carries the meaning ("What did you paint?" - "A sunrise").
+Candidates are the lexical ones plus the ``top_k`` memories nearest in meaning, which
+may share no term with the query. Adding
 normalised scores keeps how much better one memory is than another, which reciprocal
 rank fusion throws away.
 
@@ -133,7 +138,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -173,8 +178,9 @@ class RankingParameters:
     most ``max(seeds_per_result * top_k, min_seeds)`` seeds are scored in full.
     A memory said by a speaker the query names (see "Speakers" above) scores
     ``1 + speaker_boost`` times its score (0 switches it off).
-    ``semantic_weight`` is the weight of cosine similarity in :func:`hybrid_search`,
-    which also adds, for each query term, up to ``expansion_terms`` of the user's terms
+    ``semantic_weight`` is the weight of meaning in :func:`hybrid_search`, in which the
+    best neighbour's cosine counts ``semantic_context`` times (0 switches that off).
+    Hybrid search also adds, for each query term, up to ``expansion_terms`` of the user's terms
     whose words are at least ``expansion_similarity`` similar to the query word, each
     weighing ``expansion_weight`` times that similarity (0 terms switches it off).
     """
@@ -187,6 +193,7 @@ class RankingParameters:
     common_min_postings: int = 256
     speaker_boost: float = 0.4
     semantic_weight: float = 1.0
+    semantic_context: float = 0.5
     expansion_terms: int = 3
     expansion_similarity: float = 0.55
     expansion_weight: float = 0.5
@@ -432,9 +439,8 @@ async def _lexical_scores(
     speakers: Sequence[str] = (),
     context_candidates: bool = False,
     trace: dict[int, list[_Traced]] | None = None,
-) -> tuple[dict[int, float], dict[int, DocInfo], set[int]]:
-    """BM25F scores of the memories that hold a query term, their :class:`DocInfo`, and
-    the ids of the memories said by a speaker the query names.
+) -> _Lexical:
+    """BM25F scores of the memories that hold a query term (see :class:`_Lexical`).
 
     ``weights`` maps each query term to the factor of its idf (1 for the query's own).
     ``speakers`` are the speaker terms of the query's own terms.
@@ -452,7 +458,7 @@ async def _lexical_scores(
         said.update(read.get(term, ()))
     postings = {term: p for term in weights if (p := read.get(term))}
     if not postings and not extra:
-        return {}, {}, said
+        return _Lexical(said=said)
     stats = await view.corpus_stats()
     common_size = max(params.common_fraction * stats.doc_count, params.common_min_postings)
     selective = [(t, p) for t, p in postings.items() if len(p) <= common_size]
@@ -478,26 +484,8 @@ async def _lexical_scores(
         best = heapq.nlargest(limit, zip(rough.values(), rough.keys(), strict=True))
         seeds = {doc_id for _, doc_id in best}
     seeds.update(extra)
-    radius = params.radius
-    # One read covers the memories reachable from a seed and their own context.
-    wide = await view.neighbours(seeds, 2 * radius) if radius else {}
-    docs = dict(await view.documents(seeds.union(*wide.values())))
-    slot = {(doc.session_id, doc.position): doc_id for doc_id, doc in docs.items()}
-
-    offsets = [
-        (sign * distance, weight)
-        for distance, weight in enumerate(params.context_weights, start=1)
-        for sign in (-1, 1)
-    ]
-
-    def around(doc: DocInfo) -> list[tuple[int, float]]:
-        session, position, find = doc.session_id, doc.position, slot.get
-        return [
-            (neighbour, weight)
-            for offset, weight in offsets
-            if (neighbour := find((session, position + offset))) is not None
-        ]
-
+    # The reach is twice the context's: it covers the seeds' neighbours' context too.
+    docs, around = await _read_around(view, seeds, params, reach=2)
     context = {doc_id: around(docs[doc_id]) for doc_id in seeds if doc_id in docs}
     reached = set(seeds)
     if selective:
@@ -517,7 +505,7 @@ async def _lexical_scores(
                 candidates.update(doc_id for doc_id in reached if doc_id in term_postings)
     candidates.intersection_update(docs)
     if not candidates:
-        return {}, {}, said
+        return _Lexical(said=said, context=context)
     average = stats.average_length or 1.0
     k1, b, delta = params.k1, params.b, params.delta
     for doc_id in candidates.difference(context):
@@ -563,7 +551,53 @@ async def _lexical_scores(
     if context_candidates:
         # Semantic candidates holding no term, and their neighbours, score nothing here.
         scores = {doc_id: score for doc_id, score in scores.items() if score > 0.0}
-    return scores, {doc_id: docs[doc_id] for doc_id in scores}, said
+    return _Lexical(scores, {doc_id: docs[doc_id] for doc_id in scores}, said, context)
+
+
+# A memory's neighbours in its session, each with its context weight.
+_Context = list[tuple[int, float]]
+
+
+@dataclass(slots=True)
+class _Lexical:
+    """What the lexical scoring found.
+
+    ``scores`` and ``docs``: the BM25F score and :class:`DocInfo` of each memory scored;
+    ``said``: the ids of the memories said by a speaker the query names; ``context``:
+    the neighbours of every memory looked at (scored or not).
+    """
+
+    scores: dict[int, float] = field(default_factory=dict)
+    docs: dict[int, DocInfo] = field(default_factory=dict)
+    said: set[int] = field(default_factory=set)
+    context: dict[int, _Context] = field(default_factory=dict)
+
+
+async def _read_around(
+    view: IndexView, doc_ids: set[int], params: RankingParameters, reach: int = 1
+) -> tuple[dict[int, DocInfo], Callable[[DocInfo], _Context]]:
+    """The :class:`DocInfo` of ``doc_ids`` and of the memories up to ``reach`` times the
+    context's radius around them, in one read of each, and a function giving a memory's
+    neighbours among those read, with their context weights."""
+    radius = params.radius
+    wide = await view.neighbours(doc_ids, reach * radius) if radius else {}
+    docs = dict(await view.documents(doc_ids.union(*wide.values())))
+    slot = {(doc.session_id, doc.position): doc_id for doc_id, doc in docs.items()}
+    offsets = [
+        (sign * distance, weight)
+        for distance, weight in enumerate(params.context_weights, start=1)
+        for sign in (-1, 1)
+    ]
+
+    def around(doc: DocInfo) -> _Context:
+        session, position, find = doc.session_id, doc.position, slot.get
+        return [
+            (neighbour, weight)
+            for offset, weight in offsets
+            if (neighbour := find((session, position + offset))) is not None
+        ]
+
+    return docs, around
 
 
 # One term's part of a memory's lexical score: (term, points, share of the memory's text).
@@ -626,7 +660,7 @@ async def lexical_search(
         return []
     params = params or RankingParameters()
     trace: dict[int, list[_Traced]] | None = {} if filters.explain else None
-    scores, docs, said = await _lexical_scores(
+    found = await _lexical_scores(
         view,
         dict.fromkeys(terms, 1.0),
         params,
@@ -634,9 +668,9 @@ async def lexical_search(
         speakers=_speakers(terms, params),
         trace=trace,
     )
-    boosted = _boosted(scores, said, params)
-    best = _best(boosted, docs, filters)
-    return best if trace is None else _explained(best, trace, {}, unboosted=scores)
+    boosted = _boosted(found.scores, found.said, params)
+    best = _best(boosted, found.docs, filters)
+    return best if trace is None else _explained(best, trace, {}, unboosted=found.scores)
 
 
 def _speakers(terms: Sequence[str], params: RankingParameters) -> list[str]:
@@ -665,8 +699,7 @@ async def hybrid_search(
     ``query_vector`` is the query's embedding (any length matching the stored vectors;
     it is normalised here). ``word_vectors`` maps query terms to the unit vectors of
     their words (:func:`agentmem.search.embeddings.embed_query`), for query expansion.
-    Scores lie between 0 and ``1 + semantic_weight``. Memories close in meaning are
-    returned even when they share no term with the query.
+    Memories close in meaning are returned even when they share no term with the query.
     """
     from agentmem.search.embeddings import unit_vector
 
@@ -683,7 +716,7 @@ async def hybrid_search(
             weights[term] = weight
             expanded[term] = source
     trace: dict[int, list[_Traced]] | None = {} if filters.explain else None
-    scores, docs, said = (
+    found = (
         await _lexical_scores(
             view,
             weights,
@@ -695,22 +728,38 @@ async def hybrid_search(
             trace=trace,
         )
         if weights
-        else ({}, {}, set())
+        else _Lexical()
     )
+    scores, docs, context = found.scores, found.docs, found.context
+    # Semantic candidates the lexical scoring did not look at (a query of no index term).
+    unseen = {doc_id for doc_id in nearest if doc_id not in context}
+    if unseen:
+        around_docs, around = await _read_around(view, unseen, params)
+        context.update((doc_id, around(around_docs[doc_id])) for doc_id in unseen)
+        docs.update((doc_id, around_docs[doc_id]) for doc_id in nearest if doc_id not in docs)
     missing = [doc_id for doc_id in nearest if doc_id not in docs]
     if missing:
         docs.update(await view.documents(missing))
     best_lexical = max(scores.values(), default=0.0) or 1.0
     row_of = stored.row_index()
+
+    def cosine(doc_id: int) -> float:
+        row = row_of.get(doc_id)
+        return max(float(similarity[row]), 0.0) if row is not None else 0.0
+
+    # The best neighbour's cosine, each weighted relative to the turn next to it.
+    adjacent = params.context_weights[0] if params.context_weights else 1.0
     fused: dict[int, float] = {}
     semantic: dict[int, float] = {}
     for doc_id in set(scores).union(nearest):
-        row = row_of.get(doc_id)
-        cosine = max(float(similarity[row]), 0.0) if row is not None else 0.0
-        lexical = scores.get(doc_id, 0.0) / best_lexical
-        semantic[doc_id] = params.semantic_weight * cosine
-        fused[doc_id] = lexical + semantic[doc_id]
-    boosted = _boosted(fused, said, params)
+        around_meaning = max(
+            (weight / adjacent * cosine(n) for n, weight in context.get(doc_id, ())),
+            default=0.0,
+        )
+        meaning = cosine(doc_id) + params.semantic_context * around_meaning
+        semantic[doc_id] = params.semantic_weight * meaning
+        fused[doc_id] = scores.get(doc_id, 0.0) / best_lexical + semantic[doc_id]
+    boosted = _boosted(fused, found.said, params)
     best = _best(boosted, docs, filters)
     if trace is None:
         return best
