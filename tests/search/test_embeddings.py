@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import threading
 import time
@@ -147,8 +148,9 @@ async def test_query_expansion_adds_terms_whose_words_are_close() -> None:
         hits = await service.search_memory_hits("u", "car insurance")
         return {hit.message.get_text_content() or "": hit.score for hit in hits}
 
-    expanded = await scores(RankingParameters())
-    plain = await scores(RankingParameters(expansion_terms=0))
+    # Without the neighbours' meaning, which would blur the two memories' scores.
+    expanded = await scores(RankingParameters(semantic_context=0.0))
+    plain = await scores(RankingParameters(expansion_terms=0, semantic_context=0.0))
     # Both hold "insurance" alike; only the automobile's memory also holds a term close
     # to "car", so it pulls ahead of the house's, which falls against the best lexical.
     assert plain["insurance for the house"] - expanded["insurance for the house"] > 0.1
@@ -169,6 +171,34 @@ async def test_hybrid_search_scores_the_reply_to_a_matching_turn() -> None:
         "u", [text_message("What did you paint?"), text_message("A sunrise.")], session_id="a"
     )
     assert texts(await lexical.search_memory("u", "paint")) == ["What did you paint?"]
+
+
+async def test_a_memory_takes_in_the_meaning_of_its_best_neighbour() -> None:
+    # Two equal memories; only the first follows a turn close in meaning to the query.
+    async def scores(ranking: RankingParameters) -> dict[str, float]:
+        service = InMemoryMemoryService(embedder=ConceptEmbedder(), ranking=ranking)
+        await service.add_memory(
+            "u", [text_message("my automobile"), text_message("blue paint")], session_id="a"
+        )
+        await service.add_memory(
+            "u", [text_message("the train"), text_message("blue paint")], session_id="b"
+        )
+        hits = await service.search_memory_hits("u", "car paint")
+        return {
+            hit.session_id: hit.score
+            for hit in hits
+            if hit.message.get_text_content() == "blue paint"
+        }
+
+    # Without query expansion, which would give "automobile" a lexical part too.
+    default = RankingParameters(expansion_terms=0)
+    with_context = await scores(default)
+    without = await scores(RankingParameters(expansion_terms=0, semantic_context=0.0))
+    assert without["a"] == without["b"]
+    # "my automobile" lies on the query's "car" axis: its cosine with "car paint" is
+    # 1/sqrt(2), and the memory next to it gains semantic_context times that.
+    gain = default.semantic_weight * default.semantic_context * math.sqrt(0.5)
+    assert with_context["a"] - with_context["b"] == pytest.approx(gain, rel=1e-6)
 
 
 async def test_hybrid_search_respects_filters() -> None:
