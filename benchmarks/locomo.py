@@ -19,8 +19,9 @@ is not set, the evaluation conversation written for this project
     python benchmarks/locomo.py --embedder minilm --latency 10000 --no-query-cache
 
 With an embedder, search latency includes embedding the query, as in a real search:
-each question is asked cold (the embedder's query cache emptied first, so only words of
-earlier questions are cached), then once more (repeated: every vector cached).
+each question is asked cold (the embedder's query cache is emptied before the turns are
+stored, so it holds only the words of the stored terms and of earlier questions, as in a
+process that stores what it searches), then once more (repeated: every vector cached).
 ``--no-query-cache`` turns that cache off (agentmem.search.embeddings.QueryVectorCache).
 
 Methods: ``default`` (the backend's search), ``keyword`` (AgentScope Runtime 1.0: the
@@ -360,20 +361,26 @@ async def evaluate(
     async with open_service(backend, embedder, ranking) as service:
         searcher = ServiceSearcher(service, f"locomo-{conversation.name}")
         await service.delete_memory(searcher.user_id)
+        if cold:
+            _forget_queries(embedder)
         await searcher.store(conversation.turns)
         with cold_queries(embedder) if cold else contextlib.nullcontext():
             await _ask(searcher.search, conversation.questions, top_k, result, repeat)
     return result
 
 
-@contextlib.contextmanager
-def cold_queries(embedder: Embedder | None) -> Iterator[None]:
-    """Searches meanwhile embed their queries as a fresh process would: agentmem's query
-    cache of ``embedder`` is emptied first (words of earlier queries are then cached
-    again as they come), and a :class:`CachingEmbedder` passes them through."""
+def _forget_queries(embedder: Embedder | None) -> None:
+    """Empty agentmem's query cache of ``embedder``: storing the turns next fills it
+    with their terms' words, as in a process that stores what it searches."""
     cache = None if embedder is None else query_cache(embedder)
     if cache is not None:
         cache.clear()
+
+
+@contextlib.contextmanager
+def cold_queries(embedder: Embedder | None) -> Iterator[None]:
+    """Searches meanwhile embed with the model what agentmem's query cache does not hold:
+    a :class:`CachingEmbedder` passes them through."""
     if isinstance(embedder, CachingEmbedder):
         with embedder.passing_through():
             yield
@@ -417,6 +424,8 @@ async def latency_check(
     async with open_service(backend, embedder, None) as service:
         searcher = ServiceSearcher(service, "locomo-latency")
         await service.delete_memory(searcher.user_id)
+        if cold:
+            _forget_queries(embedder)
         copy = 0
         stored = 0
         while stored < size:
