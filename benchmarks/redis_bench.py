@@ -7,13 +7,19 @@ Prints, next to each goal:
 - the cost of idempotency: the same calls, timed in turns with services whose scripts
   skip the message-id check that makes a re-sent or retried write store nothing new;
 - search p50 at 10,000 and 100,000 memories of one user;
+- search p50 at 10,000 memories for queries holding a word that about 400 of them hold,
+  next to the in-memory backend's on the same data and, when ``agentscope_runtime`` is
+  importable, AgentScope Runtime 1.0.5's Redis memory service on the same Redis and data
+  (for instance with ``PYTHONPATH`` pointing at an unpacked 1.0.5 source tree), with the
+  ratio;
 - ``list_memory`` page p50 at 10,000 memories;
 - throughput of 50 concurrent writers against a bare redis-py ``RPUSH`` loop of the
   same payload, in the same run;
 - Redis memory per stored message against the message's JSON size, with and without
   the message-id check (whose set of ids costs memory too).
 
-``--quick`` uses smaller sizes (search at 10,000 and 20,000) for a fast smoke run.
+``--quick`` uses smaller sizes (search at 10,000 and 20,000) for a fast smoke run;
+``--only-peers`` runs only the comparison with the in-memory backend and AgentScope.
 Memories are synthetic chat turns: 8 to 24 words drawn from a Zipf-distributed
 vocabulary of 20,000 made-up words; queries are 3 content words (vocabulary ranks 50 to
 5,000), like the names and things a user asks about.
@@ -26,18 +32,32 @@ import asyncio
 import random
 import statistics
 import time
+import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from agentmem import Message, Session, TextContent
+from agentmem import InMemoryMemoryService, Message, Session, TextContent
+from agentmem.search.analysis import analyze, term_counts
 from agentmem.services._redis import RedisConnection
 from agentmem.services.memory.redis import RedisMemoryService
 from agentmem.services.session_history.redis_session_history_service import (
     RedisSessionHistoryService,
 )
 from agentmem.testing.redis_server import RedisServer
+
+try:
+    # Runtime 1.0.5 warns that its memory module is deprecated, past any filter set
+    # here: the warning is recorded, not shown.
+    with warnings.catch_warnings(record=True):
+        from agentscope_runtime.engine.schemas.agent_schemas import Message as PeerMessage
+        from agentscope_runtime.engine.services.memory.redis_memory_service import (
+            RedisMemoryService as PeerMemoryService,
+        )
+except ImportError:
+    PeerMessage = PeerMemoryService = None
 
 # The message-id check of each write script, and what stands in for it in the variants
 # without idempotency (which would store a re-sent write twice).
@@ -225,6 +245,111 @@ async def _search_and_list(url: str, corpus: Corpus, sizes: tuple[int, int]) -> 
         await memory.delete_memory("reader")
 
 
+async def _search_against_peers(url: str, corpus: Corpus, size: int, held: int) -> None:
+    """Search p50 of agentmem's Redis and in-memory backends and of AgentScope Runtime
+    1.0.5's Redis service, on the same memories, for queries of three words, one of which
+    about ``held`` memories hold.
+
+    The headline figure is that of queries searched before (the search cache warm);
+    beside it: queries never searched before, searches right after another service
+    instance (another process) added a memory, and a service that keeps nothing
+    between searches (``search_cache_users=0``).
+    """
+    messages = corpus.messages(size)
+    sessions = [f"s{at // 2000}" for at in range(0, size, 200)]
+    holders: Counter[str] = Counter()
+    for message in messages:
+        holders.update(term_counts(message.searchable_text()).keys())
+    # Words of the vocabulary whose term is held by held +- 15% memories.
+    words = [
+        word
+        for word in corpus.words
+        if (terms := analyze(word)) and abs(holders[terms[0]] - held) <= 0.15 * held
+    ]
+
+    def queries(count: int) -> list[str]:
+        # Each with two words drawn as in Corpus.query.
+        return [
+            " ".join([words[at % len(words)], *corpus.query().split()[:2]]) for at in range(count)
+        ]
+
+    known, fresh = queries(40), queries(200)
+    filters = {"top_k": 10}
+    connection = RedisConnection(url=url, key_prefix="bench-peers")
+    memory = RedisMemoryService(connection=connection)
+    writer = RedisMemoryService(connection=connection)
+    uncached = RedisMemoryService(connection=connection, search_cache_users=0)
+    reference = InMemoryMemoryService()
+    async with memory, writer, uncached, reference:
+        for service in (memory, reference):
+            for at, session in zip(range(0, size, 200), sessions, strict=True):
+                await service.add_memory("reader", messages[at : at + 200], session)
+        # The same ids, scores and order from both backends.
+        for query in known:
+            found = await memory.search_memory_hits("reader", query, filters)
+            expected = await reference.search_memory_hits("reader", query, filters)
+            if [(h.message.id, h.score) for h in found] != [
+                (h.message.id, h.score) for h in expected
+            ]:
+                raise RuntimeError(f"Redis and in-memory results differ for {query!r}")
+        mean_held = statistics.mean(holders[analyze(word)[0]] for word in words)
+        print(
+            f"  ({len(words)} words held by {mean_held:.0f} memories on average, "
+            f"each in 3-word queries; top_k 10)"
+        )
+
+        def cycling(service: Any, queries: list[str]) -> Callable[[], Awaitable[Any]]:
+            remaining = iter(queries * 100)
+            return lambda: service.search_memory_hits("reader", next(remaining), filters)
+
+        redis_p50 = await _p50_ms(cycling(memory, known), 200)
+        memory_p50 = await _p50_ms(cycling(reference, known), 200)
+        uncached_p50 = await _p50_ms(cycling(uncached, known), 200)
+        fresh_p50 = await _p50_ms(cycling(memory, fresh), len(fresh))
+        added = iter(corpus.messages(200))
+        timings = []
+        for query in known * 5:
+            await writer.add_memory("reader", [next(added)], sessions[-1])
+            started = time.perf_counter()
+            await memory.search_memory_hits("reader", query, filters)
+            timings.append((time.perf_counter() - started) * 1000)
+        _line(
+            f"search p50 at {size:,}, a word held by ~{held} memories",
+            f"{redis_p50:.2f} ms",
+            "<= 2 ms",
+        )
+        _line("  in-memory backend, same data and queries", f"{memory_p50:.2f} ms", "")
+        _line("  queries not searched before", f"{fresh_p50:.2f} ms", "")
+        _line(
+            "  right after another instance added a memory",
+            f"{statistics.median(timings):.2f} ms",
+            "",
+        )
+        _line("  without the search cache", f"{uncached_p50:.2f} ms", "")
+        await memory.delete_memory("reader")
+    if PeerMemoryService is None:
+        _line("  AgentScope Runtime 1.0.5", "not importable", "")
+        return
+    peer = PeerMemoryService(redis_url=url)
+    await peer.start()
+    for at, session in zip(range(0, size, 200), sessions, strict=True):
+        batch = [
+            PeerMessage.model_validate(m.model_dump(mode="json")) for m in messages[at : at + 200]
+        ]
+        await peer.add_memory("reader", batch, session)
+    remaining = iter(known * 10)
+
+    async def peer_search() -> None:
+        query = {"role": "user", "content": [{"type": "text", "text": next(remaining)}]}
+        await peer.search_memory("reader", [PeerMessage.model_validate(query)], filters)
+
+    peer_p50 = await _p50_ms(peer_search, 30)
+    _line("  AgentScope Runtime 1.0.5, same Redis and data", f"{peer_p50:.1f} ms", "")
+    _line("  ratio AgentScope Runtime / agentmem Redis", f"{peer_p50 / redis_p50:.0f}x", ">= 50x")
+    await peer.delete_memory("reader")
+    await peer.stop()
+
+
 async def _throughput(url: str, corpus: Corpus, writes: int) -> None:
     payloads = [message.model_dump_json() for message in corpus.messages(writes)]
     messages = [Message.model_validate_json(payload) for payload in payloads]
@@ -308,14 +433,18 @@ async def _memory_use(url: str, corpus: Corpus, count: int) -> None:
     await client.aclose()
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, only_peers: bool) -> None:
     corpus = Corpus()
     with RedisServer() as server:
         async with aioredis.Redis.from_url(server.url) as client:
             info = await client.info("server")
         print(f"Redis {info['redis_version']} on {server.url}, quick={quick}\n")
+        if only_peers:
+            await _search_against_peers(server.url, corpus, 10_000, 400)
+            return
         await _append(server.url, corpus)
         await _search_and_list(server.url, corpus, (10_000, 20_000) if quick else (10_000, 100_000))
+        await _search_against_peers(server.url, corpus, 10_000, 400)
         await _throughput(server.url, corpus, 5_000 if quick else 20_000)
         await _memory_use(server.url, corpus, 5_000 if quick else 20_000)
 
@@ -323,4 +452,8 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--only-peers", action="store_true", help="only the search against the other services"
+    )
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.quick, arguments.only_peers))

@@ -3,135 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from agentmem import InMemoryMemoryService, MemoryService, Message
+from agentmem import InMemoryMemoryService, Message
 from tests.helpers import text_message
 from tests.redis.conftest import Services
-
-WORDS = [
-    "tea",
-    "coffee",
-    "painting",
-    "sunrise",
-    "lake",
-    "mountain",
-    "dog",
-    "cat",
-    "garden",
-    "piano",
-    "guitar",
-    "school",
-    "teacher",
-    "doctor",
-    "nurse",
-    "hospital",
-    "train",
-    "station",
-    "ticket",
-    "holiday",
-    "beach",
-    "museum",
-    "novel",
-    "poem",
-    "recipe",
-    "cake",
-    "bread",
-    "soup",
-    "market",
-    "bicycle",
-    "river",
-    "bridge",
-    "castle",
-    "forest",
-    "winter",
-    "summer",
-    "autumn",
-    "spring",
-    "birthday",
-    "wedding",
-    "concert",
-    "football",
-    "tennis",
-    "marathon",
-    "sister",
-    "brother",
-    "mother",
-    "father",
-    "grandmother",
-    "friend",
-    "neighbour",
-    "colleague",
-    "office",
-    "meeting",
-    "project",
-    "deadline",
-    "camera",
-    "photo",
-    "album",
-    "festival",
-    "lantern",
-    "candle",
-    "blanket",
-    "sweater",
-]
-
-
-def _corpus(seed: int, batches_count: int = 40) -> list[tuple[str, list[Message]]]:
-    """Sessions of a chat: batches of messages with skewed word frequencies."""
-    rng = random.Random(seed)
-    batches = []
-    for number in range(batches_count):
-        session = f"session {number % 6}"
-        messages = []
-        for _ in range(rng.randint(1, 6)):
-            length = rng.randint(3, 14)
-            words = [WORDS[min(int(rng.expovariate(0.08)), len(WORDS) - 1)] for _ in range(length)]
-            metadata = {"speaker": rng.choice(["ann", "bob"])} if rng.random() < 0.5 else None
-            messages.append(text_message(" ".join(words), metadata=metadata))
-        batches.append((session, messages))
-    return batches
-
-
-QUERIES = [
-    "tea",
-    "painting the sunrise by the lake",
-    "my sister's wedding concert",
-    "dog cat garden",
-    "train ticket for the holiday",
-    "piano guitar teacher school",
-    "what is my",
-    "unknownword",
-    "cake bread soup recipe market",
-    "blanket sweater winter",
-]
-
-FILTERS: list[dict[str, Any]] = [
-    {},
-    {"top_k": 3},
-    {"session_id": "session 2"},
-    {"metadata": {"speaker": "ann"}},
-    {"min_score": 2.0},
-]
-
-
-async def _fill(service: MemoryService, corpus: list[tuple[str, list[Message]]]) -> None:
-    for session, messages in corpus:
-        await service.add_memory("u1", messages, session_id=session)
-        await service.add_memory("other", messages[:1], session_id=session)
-
-
-async def _results(service: MemoryService) -> list[list[tuple[str, float, str]]]:
-    found = []
-    for query in QUERIES:
-        for filters in FILTERS:
-            hits = await service.search_memory_hits("u1", query, filters)
-            found.append([(hit.message.id, hit.score, hit.session_id) for hit in hits])
-    return found
+from tests.redis.search_corpus import chat, fill, other_words, results
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -139,26 +19,26 @@ async def test_ranked_ids_and_scores_equal_the_in_memory_backend(
     services: Services, seed: int
 ) -> None:
     reference, redis_memory = InMemoryMemoryService(), await services.memory()
-    corpus = _corpus(seed)
-    await _fill(reference, corpus)
-    await _fill(redis_memory, corpus)
-    expected = await _results(reference)
+    corpus = chat(seed)
+    await fill(reference, corpus)
+    await fill(redis_memory, corpus)
+    expected = await results(reference)
     assert any(len(hits) > 3 for hits in expected)
-    assert await _results(redis_memory) == expected
+    assert await results(redis_memory) == expected
     added = text_message("tea by the lake at sunrise")
     for service in (reference, redis_memory):
         await service.delete_memory("u1", "session 3")
         await service.add_memory("u1", [added], "session 3")
-    assert await _results(redis_memory) == await _results(reference)
+    assert await results(redis_memory) == await results(reference)
 
 
 async def test_equal_on_an_index_with_common_terms(services: Services) -> None:
     # Over 1,000 memories, the frequent words are "common" for the ranking, which then
     # scores only memories near a rarer query term: that path must agree as well.
     reference, redis_memory = InMemoryMemoryService(), await services.memory()
-    corpus = _corpus(4, batches_count=320)
-    await _fill(reference, corpus)
-    await _fill(redis_memory, corpus)
+    corpus = chat(4, batches_count=320)
+    await fill(reference, corpus)
+    await fill(redis_memory, corpus)
     for query in ("tea coffee", "tea blanket", "painting sunrise lake sweater"):
         expected = await reference.search_memory_hits("u1", query, {"top_k": 20})
         found = await redis_memory.search_memory_hits("u1", query, {"top_k": 20})
@@ -186,14 +66,14 @@ async def test_hybrid_ranking_equals_the_in_memory_backend(services: Services) -
     embedder = HashingEmbedder()
     reference = InMemoryMemoryService(embedder=embedder)
     redis_memory = await services.memory(embedder=embedder)
-    corpus = _corpus(3)
-    await _fill(reference, corpus)
-    await _fill(redis_memory, corpus)
-    assert await _results(redis_memory) == await _results(reference)
+    corpus = chat(3)
+    await fill(reference, corpus)
+    await fill(redis_memory, corpus)
+    assert await results(redis_memory) == await results(reference)
     # Deleting a session takes the words held only there out of the query expansion.
     for service in (reference, redis_memory):
         await service.delete_memory("u1", "session 3")
-    assert await _results(redis_memory) == await _results(reference)
+    assert await results(redis_memory) == await results(reference)
 
 
 async def test_term_vectors_leave_with_the_last_memory_holding_the_term(
@@ -215,56 +95,39 @@ async def test_term_vectors_leave_with_the_last_memory_holding_the_term(
     assert await services.keys() == []
 
 
-def _other_words(corpus: list[tuple[str, list[Message]]]) -> list[tuple[str, list[Message]]]:
-    """The same sessions and message counts, each word replaced by another."""
-    shifted = {word: WORDS[(index + 7) % len(WORDS)] for index, word in enumerate(WORDS)}
-    return [
-        (
-            session,
-            [
-                text_message(
-                    " ".join(shifted[word] for word in (m.get_text_content() or "").split())
-                )
-                for m in messages
-            ],
-        )
-        for session, messages in corpus
-    ]
-
-
 async def test_cached_vectors_follow_other_writers(services: Services) -> None:
     pytest.importorskip("numpy")
     embedder = HashingEmbedder()
     reference = InMemoryMemoryService(embedder=embedder)
     writer = await services.memory(embedder=embedder)
     reader = await services.memory(embedder=embedder)
-    corpus = _corpus(5)
+    corpus = chat(5)
     half = len(corpus) // 2
 
     async def both(action: Any) -> None:
         for service in (reference, writer):
             await action(service)
 
-    await both(lambda service: _fill(service, corpus[:half]))
-    assert await _results(reader) == await _results(reference)
+    await both(lambda service: fill(service, corpus[:half]))
+    assert await results(reader) == await results(reference)
     # Added by another client: the reader reads only the new memories.
-    await both(lambda service: _fill(service, corpus[half:]))
-    assert await _results(reader) == await _results(reference)
+    await both(lambda service: fill(service, corpus[half:]))
+    assert await results(reader) == await results(reference)
     # The user's data made anew, with as many memories but other words: only the new
     # epoch tells the reader.
     await both(lambda service: service.delete_memory("u1"))
-    renamed = _other_words(corpus)
-    await both(lambda service: _fill(service, renamed))
-    assert await _results(reader) == await _results(reference)
+    renamed = other_words(corpus)
+    await both(lambda service: fill(service, renamed))
+    assert await results(reader) == await results(reference)
     # A removal makes the reader read the user's vectors anew.
     await both(lambda service: service.delete_memory("u1", "session 2"))
-    assert await _results(reader) == await _results(reference)
+    assert await results(reader) == await results(reference)
     # Data without an epoch (written before epochs existed) is read anew every time.
     [meta] = writer.keys.user("u1", "mem:meta")
     await services.raw.hdel(meta, "epoch")
-    assert await _results(reader) == await _results(reference)
+    assert await results(reader) == await results(reference)
     await both(lambda service: service.delete_memory("u1", "session 4"))
-    assert await _results(reader) == await _results(reference)
+    assert await results(reader) == await results(reference)
 
 
 async def test_a_small_vector_cache_serves_many_users(services: Services) -> None:
@@ -275,7 +138,7 @@ async def test_a_small_vector_cache_serves_many_users(services: Services) -> Non
     reader = await services.memory(embedder=embedder, vector_cache_users=1)
     uncached = await services.memory(embedder=embedder, vector_cache_users=0)
     for number, user in enumerate(["ann", "bob", "cyd"]):
-        batches = _corpus(10 + number, batches_count=8)
+        batches = chat(10 + number, batches_count=8)
         for service in (reference, writer):
             for session, messages in batches:
                 await service.add_memory(user, messages, session_id=session)
@@ -302,7 +165,7 @@ async def test_equal_when_written_and_removed_in_steps(services: Services, hybri
     writer = await services.memory(embedder=embedder)
     reader = await services.memory(embedder=embedder)
     by_session: dict[str, list[Message]] = {}
-    for session, messages in _corpus(6, batches_count=150):
+    for session, messages in chat(6, batches_count=150):
         by_session.setdefault(session, []).extend(messages)
     # Metadata too long for an index entry stays in the message; filters still see it.
     noted = text_message("tea by the lake", metadata={"speaker": "ann", "notes": "n" * 2000})
@@ -313,10 +176,10 @@ async def test_equal_when_written_and_removed_in_steps(services: Services, hybri
                 await service.add_memory("u1", messages[at : at + 100], session_id=session)
     entries = await services.raw.zrange(writer.user_keys("u1").order, 0, -1)
     assert any(entry.split(b"\t")[4].startswith(b"+") for entry in entries)
-    assert await _results(reader) == await _results(reference)
+    assert await results(reader) == await results(reference)
     hits = await reader.search_memory_hits("u1", "lake", {"metadata": noted.metadata})
     assert [hit.message.id for hit in hits] == [noted.id]
     for service in (reference, writer):
         await service.delete_memory("u1", "session 1")
         await service.add_memory("u1", by_session["session 2"][:3], session_id="session 7")
-    assert await _results(reader) == await _results(reference)
+    assert await results(reader) == await results(reference)

@@ -13,13 +13,8 @@ import pytest
 
 from agentmem import InMemoryMemoryService, MemoryService, SQLiteMemoryService
 from tests.helpers import text_message
-from tests.redis.test_redis_search_equivalence import (
-    HashingEmbedder,
-    _corpus,
-    _fill,
-    _other_words,
-    _results,
-)
+from tests.redis.search_corpus import chat, fill, other_words, results
+from tests.redis.test_redis_search_equivalence import HashingEmbedder
 
 
 @pytest.fixture
@@ -39,12 +34,12 @@ async def sqlite_memory(tmp_path: Path) -> Any:
 
 
 async def _same_after_changes(reference: MemoryService, sqlite: MemoryService) -> None:
-    assert await _results(sqlite) == await _results(reference)
+    assert await results(sqlite) == await results(reference)
     added = text_message("tea by the lake at sunrise")
     for service in (reference, sqlite):
         await service.delete_memory("u1", "session 3")
         await service.add_memory("u1", [added], "session 3")
-    assert await _results(sqlite) == await _results(reference)
+    assert await results(sqlite) == await results(reference)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -52,10 +47,10 @@ async def test_ranked_ids_and_scores_equal_the_in_memory_backend(
     sqlite_memory: Any, seed: int
 ) -> None:
     reference, sqlite = InMemoryMemoryService(), await sqlite_memory()
-    corpus = _corpus(seed)
-    await _fill(reference, corpus)
-    await _fill(sqlite, corpus)
-    assert any(len(hits) > 3 for hits in await _results(reference))
+    corpus = chat(seed)
+    await fill(reference, corpus)
+    await fill(sqlite, corpus)
+    assert any(len(hits) > 3 for hits in await results(reference))
     await _same_after_changes(reference, sqlite)
 
 
@@ -63,9 +58,9 @@ async def test_equal_on_an_index_with_common_terms(sqlite_memory: Any) -> None:
     # Over 1,000 memories the frequent words are "common" for the ranking, which then
     # scores only memories near a rarer query term: that path must agree as well.
     reference, sqlite = InMemoryMemoryService(), await sqlite_memory()
-    corpus = _corpus(4, batches_count=320)
-    await _fill(reference, corpus)
-    await _fill(sqlite, corpus)
+    corpus = chat(4, batches_count=320)
+    await fill(reference, corpus)
+    await fill(sqlite, corpus)
     for query in ("tea coffee", "tea blanket", "painting sunrise lake sweater"):
         expected = await reference.search_memory_hits("u1", query, {"top_k": 20})
         found = await sqlite.search_memory_hits("u1", query, {"top_k": 20})
@@ -79,9 +74,9 @@ async def test_hybrid_ranking_equals_the_in_memory_backend(sqlite_memory: Any) -
     embedder = HashingEmbedder()
     reference = InMemoryMemoryService(embedder=embedder)
     sqlite = await sqlite_memory(embedder=embedder)
-    corpus = _corpus(3)
-    await _fill(reference, corpus)
-    await _fill(sqlite, corpus)
+    corpus = chat(3)
+    await fill(reference, corpus)
+    await fill(sqlite, corpus)
     await _same_after_changes(reference, sqlite)
 
 
@@ -115,7 +110,7 @@ async def test_cached_vectors_follow_other_writers(sqlite_memory: Any) -> None:
     writer = await sqlite_memory(embedder=embedder)
     reader = await sqlite_memory(embedder=embedder)
     uncached = await sqlite_memory(embedder=embedder, vector_cache_users=0)
-    corpus = _corpus(5)
+    corpus = chat(5)
     half = len(corpus) // 2
 
     async def both(action: Any) -> None:
@@ -123,17 +118,17 @@ async def test_cached_vectors_follow_other_writers(sqlite_memory: Any) -> None:
             await action(service)
 
     async def agree() -> None:
-        expected = await _results(reference)
-        assert await _results(reader) == expected
-        assert await _results(uncached) == expected
+        expected = await results(reference)
+        assert await results(reader) == expected
+        assert await results(uncached) == expected
 
-    await both(lambda service: _fill(service, corpus[:half]))
+    await both(lambda service: fill(service, corpus[:half]))
     await agree()
-    await both(lambda service: _fill(service, corpus[half:]))
+    await both(lambda service: fill(service, corpus[half:]))
     await agree()
     await both(lambda service: service.delete_memory("u1"))
-    renamed = _other_words(corpus)
-    await both(lambda service: _fill(service, renamed))
+    renamed = other_words(corpus)
+    await both(lambda service: fill(service, renamed))
     await agree()
     await both(lambda service: service.delete_memory("u1", "session 2"))
     await agree()

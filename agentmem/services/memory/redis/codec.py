@@ -45,6 +45,7 @@ __all__ = [
     "decode_vector",
     "encode_posting",
     "encode_vector",
+    "entry_id",
     "entry_tail",
     "hidden_ranges",
     "metadata_in_message",
@@ -123,6 +124,14 @@ def decode_entry(raw: bytes | str) -> DocInfo:
         raise CorruptDataError(f"the index entry of memory {doc!r} cannot be decoded") from exc
 
 
+def entry_id(raw: str) -> int:
+    """The doc id of an index entry, without decoding the rest."""
+    try:
+        return int(raw[: raw.index("\t")])
+    except ValueError as exc:
+        raise CorruptDataError(f"the index entry {raw[:20]!r} cannot be decoded") from exc
+
+
 def hidden_ranges(flat: Sequence[Any]) -> list[tuple[int, int]]:
     """The doc ids, as ascending inclusive ranges, whose postings searches ignore, from a
     flat HGETALL of a user's ``pending`` hash: those reserved by writes in steps not
@@ -184,6 +193,15 @@ class Postings(Mapping[int, int]):
         result = Postings(b"")
         result._packed = b"".join(kept)
         result._size = len(result._packed) // width
+        return result
+
+    def extended(self, newer: Postings) -> Postings:
+        """These postings followed by ``newer``, all of whose doc ids are higher."""
+        if not newer._size:
+            return self
+        result = Postings(b"")
+        result._packed = self._packed + newer._packed
+        result._size = self._size + newer._size
         return result
 
     def _sorted_heads(self) -> array[int]:

@@ -30,7 +30,7 @@ class UserKeys:
     #: Hash: ``next_id``, ``docs`` (count), ``length`` (sum of lengths), ``epoch``
     #: (random, set when the user's data is created), ``removed`` (a count of removals)
     #: and ``sessions`` (a counter ordering ``session_ids``). With ``next_id``, epoch and
-    #: removal count tell a reader's cached vectors what changed.
+    #: removal count tell a reader's cached vectors and search reads what changed.
     meta: str
     #: Hash: doc id -> the message's JSON, defaults left out (:func:`codec.stored_json`).
     docs: str

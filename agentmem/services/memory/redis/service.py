@@ -41,6 +41,7 @@ from agentmem.services.memory.redis.codec import (
 from agentmem.services.memory.redis.index_view import UserIndexView
 from agentmem.services.memory.redis.keys import MEMORY_KIND, UserKeys
 from agentmem.services.memory.redis.scripts import SCRIPTS
+from agentmem.services.memory.redis.search_cache import DEFAULT_USER_BYTES, SearchCache
 from agentmem.services.memory.redis.vector_cache import VectorCache
 from agentmem.services.memory.redis.writes import MemoryWriter, NewMemory
 
@@ -79,6 +80,17 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
       round trip that checks for changes (a removal reloads the user's vectors). A cached
       user costs 4 bytes per dimension per memory and per distinct term (about 1.5 KB
       each with all-MiniLM-L6-v2's 384). 0 reads every vector on every search.
+    - ``search_cache_users`` (default 16) and ``search_cache_user_bytes`` (default
+      :data:`~agentmem.services.memory.redis.search_cache.DEFAULT_USER_BYTES`, 8 MiB):
+      what searches read of this many users' indexes (postings, index entries,
+      neighbour ids, messages) stays in the process, at most about that many bytes per
+      user; the least recently searched user leaves first, and within a user what
+      searches have not read for longest (see
+      :mod:`~agentmem.services.memory.redis.search_cache`). A search still asks Redis
+      first, in the round trip that reads its postings, whether anything changed, so it
+      sees every write made before it, by any process: after additions it reads their
+      postings and keeps the rest; a removal (or the user's data made anew) empties the
+      user's cache. 0 keeps nothing between searches.
 
     An ``add_memory`` stores the messages and updates the user's postings, counters and
     session indexes in one Lua script, or, for a larger batch than one script takes
@@ -90,7 +102,8 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
     redis-py after a timeout, or by the caller after an error) stores nothing twice; a
     batch that repeats an id stores its first message of that id. Search ranks with
     :mod:`agentmem.search.ranking` over postings read for the query's terms only, so it
-    returns what the in-memory backend returns for the same data. A page of
+    returns what the in-memory backend returns for the same data; what it reads stays in
+    the process for the next searches (``search_cache_users`` above). A page of
     ``list_memory`` costs O(log n + page size). ``clear_all_memory`` is an admin
     operation: it scans the key prefix on every master node (SCAN, never KEYS) and is
     not atomic with concurrent writes. Data that cannot be decoded (planted or damaged)
@@ -111,6 +124,8 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         embedder: Embedder | None = None,
         ranking: RankingParameters | None = None,
         vector_cache_users: int = 16,
+        search_cache_users: int = 16,
+        search_cache_user_bytes: int = DEFAULT_USER_BYTES,
         **options: Unpack[RedisOptions],
     ) -> None:
         super().__init__(
@@ -122,13 +137,17 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         )
         self._embedder = embedder
         self._ranking = ranking or RankingParameters()
-        if isinstance(vector_cache_users, bool) or not isinstance(vector_cache_users, int):
-            raise InvalidArgumentError("vector_cache_users", "must be an int")
-        if vector_cache_users < 0:
-            raise InvalidArgumentError(
-                "vector_cache_users", f"must be >= 0, got {vector_cache_users}"
-            )
+        for name, value in (
+            ("vector_cache_users", vector_cache_users),
+            ("search_cache_users", search_cache_users),
+            ("search_cache_user_bytes", search_cache_user_bytes),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidArgumentError(name, "must be an int")
+            if value < 0:
+                raise InvalidArgumentError(name, f"must be >= 0, got {value}")
         self.vector_cache = VectorCache(self, vector_cache_users)
+        self.search_cache = SearchCache(search_cache_users, search_cache_user_bytes)
 
     def user_keys(self, user_id: str) -> UserKeys:
         """The Redis keys of ``user_id``'s memories."""
@@ -185,7 +204,7 @@ class RedisMemoryService(RedisServiceBase, MemoryService):
         self, user_id: str, query: str, filters: SearchFilters
     ) -> list[MemoryHit]:
         keys = self.user_keys(user_id)
-        view = UserIndexView(self, keys, self.vector_cache)
+        view = UserIndexView(self, keys, self.search_cache, self.vector_cache)
         scored: list[ScoredDoc]
         if self._embedder is None:
             scored = await lexical_search(view, query, filters, self._ranking)

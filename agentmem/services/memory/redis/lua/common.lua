@@ -213,6 +213,13 @@ local function entries_of(wanted)
   return found
 end
 
+-- Where the user's data stands: {epoch, removal count, next_id}, ahead of every reply a
+-- search keeps in its process (see search_cache.py).
+local function data_version()
+  local state = redis.call('HMGET', meta, 'epoch', 'removed', 'next_id')
+  return {state[1] or '', state[2] or '0', state[3] or '0'}
+end
+
 -- The lexical range of a session's members of by_session.
 local function session_range(session)
   return '[' .. session .. ':', '(' .. session .. ';'
