@@ -1,9 +1,11 @@
 """mem0's own open-source engine, configured to run offline for the tests.
 
-``AsyncMemory`` with a local Qdrant in a scratch directory and a deterministic local
-embedder. Its OpenAI LLM and embedder settings only satisfy mem0's constructor: with
-``infer=False`` the LLM is never called, and the embedder is replaced before use, so
-no request leaves the machine.
+``AsyncMemory`` with a local in-memory Qdrant and a deterministic local embedder.
+(Qdrant's local mode on disk keeps one SQLite connection that is not safe across
+threads, and mem0 deletes memories from several threads at once: under load that failed
+with "cannot start a transaction within a transaction".) Its OpenAI LLM and embedder
+settings only satisfy mem0's constructor: with ``infer=False`` the LLM is never called,
+and the embedder is replaced before use, so no request leaves the machine.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mem0 import AsyncMemory
 from mem0.configs.base import MemoryConfig
 from mem0.configs.embeddings.base import BaseEmbedderConfig
 from mem0.embeddings.base import EmbeddingBase
+from qdrant_client import QdrantClient
 
 from tests.hosted.fakes import HashingEmbedder
 
@@ -39,6 +42,8 @@ def local_async_memory(directory: Path, dimension: int = 64) -> AsyncMemory:
             "config": {
                 "collection_name": "agentmem",
                 "embedding_model_dims": dimension,
+                "client": QdrantClient(location=":memory:"),
+                # Unused beside a client, but mem0's settings want one of path or host.
                 "path": str(directory / "qdrant"),
                 "on_disk": False,
             },
@@ -53,6 +58,6 @@ def local_async_memory(directory: Path, dimension: int = 64) -> AsyncMemory:
 
 
 def close_async_memory(memory: AsyncMemory) -> None:
-    """Release the engine's history database and local Qdrant (and its lock file)."""
+    """Release the engine's history database and local Qdrant."""
     memory.close()
     memory.vector_store.client.close()
