@@ -505,7 +505,7 @@ async def _lexical_scores(
                 candidates.update(doc_id for doc_id in reached if doc_id in term_postings)
     candidates.intersection_update(docs)
     if not candidates:
-        return _Lexical(said=said, context=context)
+        return _Lexical(docs=docs, said=said, context=context)
     average = stats.average_length or 1.0
     k1, b, delta = params.k1, params.b, params.delta
     for doc_id in candidates.difference(context):
@@ -551,7 +551,7 @@ async def _lexical_scores(
     if context_candidates:
         # Semantic candidates holding no term, and their neighbours, score nothing here.
         scores = {doc_id: score for doc_id, score in scores.items() if score > 0.0}
-    return _Lexical(scores, {doc_id: docs[doc_id] for doc_id in scores}, said, context)
+    return _Lexical(scores, docs, said, context)
 
 
 # A memory's neighbours in its session, each with its context weight.
@@ -562,9 +562,10 @@ _Context = list[tuple[int, float]]
 class _Lexical:
     """What the lexical scoring found.
 
-    ``scores`` and ``docs``: the BM25F score and :class:`DocInfo` of each memory scored;
-    ``said``: the ids of the memories said by a speaker the query names; ``context``:
-    the neighbours of every memory looked at (scored or not).
+    ``scores``: the BM25F score of each memory scored; ``docs``: the :class:`DocInfo` of
+    every memory read (the scored ones, the seeds and their neighbours); ``said``: the
+    ids of the memories said by a speaker the query names; ``context``: the neighbours
+    of every memory looked at (scored or not).
     """
 
     scores: dict[int, float] = field(default_factory=dict)
@@ -731,15 +732,15 @@ async def hybrid_search(
         else _Lexical()
     )
     scores, docs, context = found.scores, found.docs, found.context
-    # Semantic candidates the lexical scoring did not look at (a query of no index term).
+    # Semantic candidates the lexical scoring did not read (a query of no index term).
     unseen = {doc_id for doc_id in nearest if doc_id not in context}
     if unseen:
         around_docs, around = await _read_around(view, unseen, params)
-        context.update((doc_id, around(around_docs[doc_id])) for doc_id in unseen)
-        docs.update((doc_id, around_docs[doc_id]) for doc_id in nearest if doc_id not in docs)
-    missing = [doc_id for doc_id in nearest if doc_id not in docs]
-    if missing:
-        docs.update(await view.documents(missing))
+        docs.update(around_docs)
+        # A memory deleted since its vector was read is left out.
+        context.update(
+            (doc_id, around(around_docs[doc_id])) for doc_id in unseen if doc_id in around_docs
+        )
     best_lexical = max(scores.values(), default=0.0) or 1.0
     row_of = stored.row_index()
 

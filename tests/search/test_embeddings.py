@@ -29,11 +29,14 @@ from agentmem.search import (  # noqa: E402
     Embedder,
     OpenAIEmbedder,
     RankingParameters,
+    SearchFilters,
     SentenceTransformerEmbedder,
     StoredVectors,
     TermVectors,
     analyze,
+    embed_query,
     embed_texts,
+    hybrid_search,
     pack_vector,
     unit_vector,
     unpack_vector,
@@ -414,3 +417,45 @@ async def test_hybrid_search_without_any_vector_stays_lexical() -> None:
     await service.add_memory("u", [text_message("a car")])
     assert texts(await service.search_memory("u", "car")) == ["a car"]
     assert await service.search_memory("nobody", "car") == []
+
+
+class _Vanishing:
+    """A view of one user's index on which one memory is deleted during the search,
+    right after a first read returned it."""
+
+    def __init__(self, index: Any, gone: int) -> None:
+        self._index = index
+        self._gone = gone
+        self._seen = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+    def _left(self, doc_ids: Any) -> list[int]:
+        ids = list(doc_ids)
+        if self._seen:
+            return [i for i in ids if i != self._gone]
+        self._seen = self._gone in ids
+        return ids
+
+    async def documents(self, doc_ids: Any) -> Any:
+        return await self._index.documents(self._left(doc_ids))
+
+    async def neighbours(self, doc_ids: Any, radius: int) -> Any:
+        found = await self._index.neighbours(self._left(doc_ids), radius)
+        if not self._seen:
+            return found
+        return {i: [n for n in ns if n != self._gone] for i, ns in found.items()}
+
+
+@pytest.mark.parametrize("query", ["automobile", "the and of"])
+async def test_a_memory_deleted_while_searching_is_left_out(query: str) -> None:
+    service = InMemoryMemoryService(embedder=ConceptEmbedder())
+    await service.add_memory("u", [text_message("red car"), text_message("blue car")])
+    index = service._users["u"]
+    gone = next(iter(index.records))
+    query_vector, word_vectors = await embed_query(ConceptEmbedder(), query)
+    hits = await hybrid_search(
+        _Vanishing(index, gone), query, query_vector, SearchFilters(top_k=5), None, word_vectors
+    )
+    assert hits and gone not in {hit.doc_id for hit in hits}
