@@ -86,8 +86,14 @@ def chat(seed: int, batches_count: int = 40) -> list[tuple[str, list[Message]]]:
         for _ in range(rng.randint(1, 6)):
             length = rng.randint(3, 14)
             words = [WORDS[min(int(rng.expovariate(0.08)), len(WORDS) - 1)] for _ in range(length)]
-            metadata = {"speaker": rng.choice(["ann", "bob"])} if rng.random() < 0.5 else None
-            messages.append(text_message(" ".join(words), metadata=metadata))
+            text = " ".join(words)
+            metadata = None
+            if rng.random() < 0.5:
+                speaker = rng.choice(["ann", "bob"])
+                metadata = {"speaker": speaker}
+                # A speaker's label: its speaker terms meet queries naming the speaker.
+                text = f"{speaker.title()}: {text}"
+            messages.append(text_message(text, metadata=metadata))
         batches.append((session, messages))
     return batches
 
@@ -95,6 +101,8 @@ def chat(seed: int, batches_count: int = 40) -> list[tuple[str, list[Message]]]:
 QUERIES = [
     "tea",
     "painting the sunrise by the lake",
+    "What did Ann paint by the lake?",
+    "bob tea garden",
     "my sister's wedding concert",
     "dog cat garden",
     "train ticket for the holiday",
@@ -137,7 +145,9 @@ def other_words(corpus: list[tuple[str, list[Message]]]) -> list[tuple[str, list
             session,
             [
                 text_message(
-                    " ".join(shifted[word] for word in (m.get_text_content() or "").split())
+                    " ".join(
+                        shifted.get(word, word) for word in (m.get_text_content() or "").split()
+                    )
                 )
                 for m in messages
             ],
