@@ -133,8 +133,9 @@ class Result:
     """Recall@k per question and search latencies (seconds) of one run.
 
     ``categories`` holds each question's category, in the order of the recalls (None
-    where it was not given). ``latencies`` are the searches of the first time each
-    question is asked, ``repeated_latencies`` those of asking them all again.
+    where it was not given); :meth:`add` is the one way in for both. ``latencies`` are
+    the searches of the first time each question is asked, ``repeated_latencies`` those
+    of asking them all again.
     """
 
     recalls: dict[int, list[float]] = field(default_factory=lambda: {k: [] for k in KS})
@@ -145,37 +146,28 @@ class Result:
     def add(
         self, ranked: Sequence[str], evidence: frozenset[str], category: int | None = None
     ) -> None:
-        if len(self.categories) != self.questions():
-            self.categories = self._aligned_categories()
         self.categories.append(category)
         for k in KS:
             self.recalls[k].append(len(set(ranked[:k]) & evidence) / len(evidence))
 
     def extend(self, other: Result) -> None:
-        self.categories = self._aligned_categories() + other._aligned_categories()
+        self.categories.extend(other.categories)
         for k in KS:
             self.recalls[k].extend(other.recalls[k])
         self.latencies.extend(other.latencies)
         self.repeated_latencies.extend(other.repeated_latencies)
 
-    def _aligned_categories(self) -> list[int | None]:
-        """One category per recall: None for those of a result whose recalls were given
-        without categories."""
-        count = len(self.recalls[KS[0]])
-        return [*self.categories[:count], *[None] * (count - len(self.categories))]
-
     def questions(self, category: int | None = None) -> int:
         """The number of questions (of ``category`` when given)."""
         if category is None:
-            return len(self.recalls[KS[0]])
-        return self._aligned_categories().count(category)
+            return len(self.categories)
+        return self.categories.count(category)
 
     def recall(self, k: int, category: int | None = None) -> float:
         """Mean recall@k over the questions (of ``category`` when given)."""
         values = self.recalls[k]
         if category is not None:
-            categories = self._aligned_categories()
-            values = [v for v, c in zip(values, categories, strict=True) if c == category]
+            values = [v for v, c in zip(values, self.categories, strict=True) if c == category]
         return sum(values) / len(values) if values else 0.0
 
     def latency_ms(self, quantile: float, *, repeated: bool = False) -> float:
