@@ -63,8 +63,9 @@ _stemmer = snowballstemmer.stemmer("english")
 
 #: What a speaker term starts with; index terms of words never do.
 SPEAKER_MARK = "@"
-# A speaker's label opens the text: up to 40 characters, then a colon and a space.
-_LABEL = re.compile(r"\s*([^:\n]{1,40}):\s")
+# A speaker's label opens the text: up to 40 characters, then a colon and a space. The
+# blank before it is bounded too, so a text of nothing but blanks costs no backtracking.
+_LABEL = re.compile(r"\s{0,40}([^:\n]{1,40}):\s")
 # Its words: one to three, each capitalised, as names and roles are ("Ann", "Dr. Lee",
 # "Mary-Jane O'Neil", "User"); "The plan was: go" opens with prose, not a label.
 _LABEL_WORD = re.compile(rf"[^\W\d_]+(?:[-.]|{_APOSTROPHE})?(?:[^\W\d_]+[-.]?)*")

@@ -76,6 +76,8 @@ def test_a_speakers_label_gives_speaker_terms(text: str, speakers: set[str]) -> 
         "A B C D: four words are no label",
         "R2D2: digits are no name",
         "We met Melanie: she paints",
+        # The blank before a label is bounded: a text of blanks is read in one pass.
+        " " * 100 + "Ann: hi",
     ],
 )
 def test_prose_before_a_colon_is_no_label(text: str) -> None:
