@@ -8,8 +8,7 @@ in-memory, SQLite and Redis backends, and what the explanation says and shows.
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 
 import pytest
@@ -22,9 +21,8 @@ from agentmem import (
     SQLiteMemoryService,
 )
 from agentmem.errors import InvalidArgumentError
-from agentmem.search.analysis import analyze
 from agentmem.search.ranking import ExplainedScore, ScoreExplanation, TermPoints
-from tests.helpers import text_message
+from tests.helpers import AxisEmbedder, text_message
 from tests.redis_backends import drop_keys, unique_prefix
 
 # "kids" and "children" share an axis, so query expansion takes one for the other.
@@ -32,18 +30,8 @@ _SYNONYMS = {"kid": 0, "children": 0}
 _DIMENSIONS = 256
 
 
-class SynonymEmbedder:
-    """A deterministic embedder: synonyms share an axis, other terms hash to one."""
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = []
-        for text in texts:
-            vector = [0.0] * _DIMENSIONS
-            for term in analyze(text):
-                axis = _SYNONYMS.get(term, 1 + zlib.crc32(term.encode()) % (_DIMENSIONS - 1))
-                vector[axis] += 1.0
-            vectors.append(vector)
-        return vectors
+def synonym_embedder() -> AxisEmbedder:
+    return AxisEmbedder(_SYNONYMS, _DIMENSIONS)
 
 
 @pytest.fixture(params=["in_memory", "sqlite", "redis"])
@@ -52,16 +40,16 @@ async def hybrid_memory(
 ) -> AsyncIterator[MemoryService]:
     pytest.importorskip("numpy")
     if request.param == "in_memory":
-        yield InMemoryMemoryService(embedder=SynonymEmbedder())
+        yield InMemoryMemoryService(embedder=synonym_embedder())
         return
     if request.param == "sqlite":
         path = request.getfixturevalue("tmp_path") / "memory.db"
-        async with SQLiteMemoryService(path, embedder=SynonymEmbedder()) as sqlite:
+        async with SQLiteMemoryService(path, embedder=synonym_embedder()) as sqlite:
             yield sqlite
         return
     url = request.getfixturevalue("redis_url")
     prefix = unique_prefix()
-    async with RedisMemoryService(url, key_prefix=prefix, embedder=SynonymEmbedder()) as service:
+    async with RedisMemoryService(url, key_prefix=prefix, embedder=synonym_embedder()) as service:
         yield service
     drop_keys(url, prefix)
 

@@ -14,7 +14,6 @@ import math
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -33,7 +32,6 @@ from agentmem.search import (  # noqa: E402
     SentenceTransformerEmbedder,
     StoredVectors,
     TermVectors,
-    analyze,
     embed_query,
     embed_texts,
     hybrid_search,
@@ -41,31 +39,17 @@ from agentmem.search import (  # noqa: E402
     unit_vector,
     unpack_vector,
 )
-from tests.helpers import text_message, texts  # noqa: E402
+from tests.helpers import AxisEmbedder, text_message, texts  # noqa: E402
 
 _CONCEPTS = {"car": 0, "automobil": 0, "vehicl": 0, "dog": 1, "puppi": 1, "hound": 1}
 _DIMENSIONS = 32
 
 
-class ConceptEmbedder:
-    """A deterministic test embedder: synonyms share an axis, other words hash to one.
-
-    Counts its calls and the texts it saw, to check that memories are embedded once.
-    """
+class ConceptEmbedder(AxisEmbedder):
+    """Cars, automobiles and vehicles share an axis, and so do dogs, puppies and hounds."""
 
     def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.calls.append(list(texts))
-        vectors = []
-        for text in texts:
-            vector = [0.0] * _DIMENSIONS
-            for term in analyze(text):
-                axis = _CONCEPTS.get(term, 2 + zlib.crc32(term.encode()) % (_DIMENSIONS - 2))
-                vector[axis] += 1.0
-            vectors.append(vector)
-        return vectors
+        super().__init__(_CONCEPTS, _DIMENSIONS)
 
 
 class BrokenEmbedder:
